@@ -1,0 +1,193 @@
+package calls
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Type is the media a call starts with.
+type Type string
+
+const (
+	TypeVideo Type = "video"
+	TypeAudio Type = "audio"
+)
+
+// ParseType accepts "video" or "audio"; an empty string means video, the
+// default of every chat integration callgate replaces.
+func ParseType(s string) (Type, error) {
+	switch Type(s) {
+	case "", TypeVideo:
+		return TypeVideo, nil
+	case TypeAudio:
+		return TypeAudio, nil
+	}
+	return "", fmt.Errorf("%w: type must be \"video\" or \"audio\", got %q", ErrInvalidInput, s)
+}
+
+// Role is a member's permission level in a call, from the videochat handshake
+// API, highest first. Provider roles (moderator, publisher, subscriber) derive
+// from it.
+type Role string
+
+const (
+	RoleOwner       Role = "owner"
+	RolePanelist    Role = "panelist"
+	RolePresenter   Role = "presenter"
+	RoleCoPresenter Role = "co-presenter"
+	RolePromoted    Role = "promoted"
+	RoleParticipant Role = "participant"
+	RoleListener    Role = "listener"
+)
+
+// Roles lists every role, highest permission first.
+var Roles = []Role{RoleOwner, RolePanelist, RolePresenter, RoleCoPresenter, RolePromoted, RoleParticipant, RoleListener}
+
+// ParseRole accepts one of Roles; an empty string means participant.
+func ParseRole(s string) (Role, error) {
+	if s == "" {
+		return RoleParticipant, nil
+	}
+	if slices.Contains(Roles, Role(s)) {
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("%w: role %q is not one of owner, panelist, presenter, co-presenter, promoted, participant, listener", ErrInvalidInput, s)
+}
+
+// IsModerator reports whether the role may moderate the room at the provider
+// (mute others, end the call): owners and panelists.
+func (r Role) IsModerator() bool { return r == RoleOwner || r == RolePanelist }
+
+// CanPublish reports whether the role may send audio or video. Listeners only
+// receive.
+func (r Role) CanPublish() bool { return r != RoleListener }
+
+// Member is a person invited to or owning a call.
+type Member struct {
+	UserID string `json:"user_id"`
+	Role   Role   `json:"role"`
+}
+
+// Participant is a person in the call right now, as the provider reports it.
+type Participant struct {
+	Identity string    `json:"identity"`
+	Name     string    `json:"name,omitempty"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+// Surface is one place a call is shown: a chat message, a channel, an
+// outbound webhook. Later work keeps every surface's card up to date.
+type Surface struct {
+	Platform  string `json:"platform"`            // "stream", "slack", "discord", "mattermost", "api", ...
+	Workspace string `json:"workspace,omitempty"` // team, guild or app id
+	Channel   string `json:"channel,omitempty"`   // channel id, "type:id" for Stream
+	MessageID string `json:"message_id,omitempty"`
+}
+
+// Room is what a provider created for a call: enough to mint credentials,
+// build join links and match status webhooks back to the call.
+type Room struct {
+	// Name is the provider's room or channel name; status webhooks carry it.
+	Name string `json:"name"`
+	// ProviderID is the provider's own id for the room where it has one
+	// (Twilio RM…, 100ms room id, Zoom meeting id).
+	ProviderID string `json:"provider_id,omitempty"`
+	// URL is the room's public address where the provider has one.
+	URL string `json:"url,omitempty"`
+	// Data keeps provider-specific facts (a meeting password, a region).
+	Data map[string]string `json:"data,omitempty"`
+}
+
+// Call is the aggregate every flow reads and changes.
+type Call struct {
+	ID        string
+	Type      Type
+	State     State
+	Provider  string // the configured provider name, not its kind
+	Title     string
+	CreatedBy string // user id, empty when created by an API key without one
+	Room      Room
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// StateChangedAt is when State last changed; ring timeouts count from it.
+	StateChangedAt time.Time
+	EndedAt        *time.Time
+	EndReason      string
+
+	Members      []Member
+	Participants []Participant
+	Surfaces     []Surface
+
+	// Seqs keeps, per participant identity, the highest provider sequence
+	// number applied and whether that event left the person present. It is
+	// what keeps a late "joined" from resurrecting someone who already left.
+	Seqs map[string]RosterMark
+
+	// Version increases with every stored change.
+	Version int64
+}
+
+// RosterMark is the last roster event applied for one identity.
+type RosterMark struct {
+	Seq     int64 `json:"seq"`
+	Present bool  `json:"present"`
+}
+
+// Member returns the member with the user id, if any.
+func (c *Call) Member(userID string) (Member, bool) {
+	for _, m := range c.Members {
+		if m.UserID == userID {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// IsOwner reports whether the user created the call or holds the owner role.
+func (c *Call) IsOwner(userID string) bool {
+	if userID == "" {
+		return false
+	}
+	if c.CreatedBy == userID {
+		return true
+	}
+	m, ok := c.Member(userID)
+	return ok && m.Role == RoleOwner
+}
+
+// AddSurface records a place the call is shown, once.
+func (c *Call) AddSurface(s Surface) bool {
+	if slices.Contains(c.Surfaces, s) {
+		return false
+	}
+	c.Surfaces = append(c.Surfaces, s)
+	return true
+}
+
+// Clone returns a deep copy, so a caller can mutate a call without touching
+// one held elsewhere.
+func (c Call) Clone() Call {
+	c.Members = slices.Clone(c.Members)
+	c.Participants = slices.Clone(c.Participants)
+	c.Surfaces = slices.Clone(c.Surfaces)
+	if c.EndedAt != nil {
+		t := *c.EndedAt
+		c.EndedAt = &t
+	}
+	if c.Room.Data != nil {
+		d := make(map[string]string, len(c.Room.Data))
+		for k, v := range c.Room.Data {
+			d[k] = v
+		}
+		c.Room.Data = d
+	}
+	if c.Seqs != nil {
+		s := make(map[string]RosterMark, len(c.Seqs))
+		for k, v := range c.Seqs {
+			s[k] = v
+		}
+		c.Seqs = s
+	}
+	return c
+}

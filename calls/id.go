@@ -1,0 +1,65 @@
+package calls
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+)
+
+// MaxIDLength bounds call ids so they fit in provider room names, URLs and chat
+// message metadata without truncation.
+const MaxIDLength = 64
+
+// NormalizeID turns a caller-supplied call id into its canonical form. Ids are
+// case-insensitive (as in Stream's calling contract), so "Call-123" and
+// "call-123" name one call; surrounding white space is dropped. An id that is
+// empty or holds a character outside [a-z0-9_-] is rejected with ErrInvalidID.
+func NormalizeID(raw string) (string, error) {
+	id := strings.ToLower(strings.TrimSpace(raw))
+	if id == "" {
+		return "", fmt.Errorf("%w: id must not be empty", ErrInvalidID)
+	}
+	if len(id) > MaxIDLength {
+		return "", fmt.Errorf("%w: id is %d characters long, at most %d are allowed", ErrInvalidID, len(id), MaxIDLength)
+	}
+	for i, r := range id {
+		if !idRune(r) {
+			return "", fmt.Errorf("%w: id may contain only letters, digits, '-' and '_'; %q at position %d is not allowed", ErrInvalidID, r, i+1)
+		}
+	}
+	return id, nil
+}
+
+func idRune(r rune) bool {
+	return (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' || r == '_'
+}
+
+// idAlphabet is lowercase base32 without look-alike letters, so generated ids
+// survive being read aloud or retyped and are already in normalised form.
+const idAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+
+// NewID returns a random call id (20 characters, about 99 bits of entropy),
+// unguessable so that a stable join link cannot be found by enumeration.
+func NewID() string { return RandomString(20) }
+
+// RandomString returns n random characters from the id alphabet.
+func RandomString(n int) string {
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+8)
+	// Rejection sampling: bytes at or above the largest multiple of the
+	// alphabet size are skipped so every character is equally likely.
+	limit := byte(256 - 256%len(idAlphabet))
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			// crypto/rand never fails on supported platforms; if it does the
+			// process cannot mint safe ids or secrets at all.
+			panic(fmt.Sprintf("calls: crypto/rand failed: %v", err))
+		}
+		for _, b := range buf {
+			if b < limit && len(out) < n {
+				out = append(out, idAlphabet[int(b)%len(idAlphabet)])
+			}
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,85 @@
+package calls
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Provider hosts the media of a call. Each adapter (jitsi, livekit, agora,
+// …) implements it; the service calls it and never the adapter directly.
+type Provider interface {
+	// CreateRoom prepares the room for a call. It must be idempotent on
+	// req.CallID: creating a room that exists returns it.
+	CreateRoom(ctx context.Context, req RoomRequest) (Room, error)
+	// Credential mints what one person needs to join the room with the role.
+	Credential(ctx context.Context, room Room, req CredentialRequest) (Credential, error)
+	// EndRoom closes the room and disconnects everyone; ending a room that is
+	// already gone is not an error.
+	EndRoom(ctx context.Context, room Room) error
+}
+
+// RoomRequest describes the room a call needs.
+type RoomRequest struct {
+	CallID      string
+	Type        Type
+	Title       string
+	MaxDuration time.Duration // zero means no limit
+}
+
+// CredentialRequest is one person asking to join.
+type CredentialRequest struct {
+	CallID   string
+	Type     Type
+	UserID   string
+	Name     string
+	Role     Role
+	TTL      time.Duration
+	IssuedAt time.Time
+}
+
+// Credential is what a person needs to join a room at the provider.
+type Credential struct {
+	// JoinURL opens the call in a browser, when the provider has web links.
+	JoinURL string
+	// Token is the provider's join token, when it uses one.
+	Token     string
+	ExpiresAt time.Time
+	// Fields are provider-specific values a client SDK needs (app id, room,
+	// numeric uid, server URL), returned to API callers as they are.
+	Fields map[string]any
+}
+
+// WebhookRequest is a provider status webhook as it arrived: the URL as
+// received (Twilio signs it), the headers and the raw body (every provider
+// signs the raw bytes).
+type WebhookRequest struct {
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// ProviderEventKind is the normalised vocabulary of provider status webhooks.
+type ProviderEventKind string
+
+const (
+	ProviderRoomStarted       ProviderEventKind = "room_started"
+	ProviderRoomEnded         ProviderEventKind = "room_ended"
+	ProviderParticipantJoined ProviderEventKind = "participant_joined"
+	ProviderParticipantLeft   ProviderEventKind = "participant_left"
+)
+
+// ProviderEvent is one status change reported by a provider.
+type ProviderEvent struct {
+	// DeliveryID identifies the delivery for deduplication (a notice id, an
+	// idempotency key); empty when the provider gives none.
+	DeliveryID string
+	Kind       ProviderEventKind
+	// Room is the provider's room name, as in Room.Name.
+	Room     string
+	Identity string
+	Name     string
+	// Seq orders events for one identity; 0 when the provider gives no order.
+	Seq int64
+	At  time.Time
+}
