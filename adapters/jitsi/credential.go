@@ -1,0 +1,128 @@
+package jitsi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// clockSkew back-dates a token's nbf so a Jitsi server whose clock runs a
+// little behind ours still accepts a token minted just now.
+const clockSkew = 10 * time.Second
+
+// Credential returns the join link for one person. With token auth it carries
+// a freshly minted JWT as ?jwt=; per-person options follow in the fragment.
+func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.CredentialRequest) (calls.Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return calls.Credential{}, fmt.Errorf("jitsi: credential: %w", err)
+	}
+	if room.Name == "" {
+		return calls.Credential{}, fmt.Errorf("%w: jitsi: the room has no name", calls.ErrInvalidInput)
+	}
+	if req.TTL < 0 {
+		return calls.Credential{}, fmt.Errorf("%w: jitsi: credential lifetime %s is negative", calls.ErrInvalidInput, req.TTL)
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = defaultTTL
+	}
+	issued := req.IssuedAt
+	if issued.IsZero() {
+		issued = p.now()
+	}
+	expires := issued.Add(ttl)
+
+	cred := calls.Credential{
+		ExpiresAt: expires,
+		Fields:    map[string]any{"room": room.Name, "domain": p.domain},
+	}
+	link := p.roomURL(room.Name)
+
+	if p.appID != "" {
+		token, err := p.mint(room.Name, req, issued, expires)
+		if err != nil {
+			return calls.Credential{}, err
+		}
+		cred.Token = token
+		cred.Fields["jwt"] = token
+		// A JWT is base64url segments joined by dots: nothing to escape, but
+		// escaping keeps the link valid whatever the library emits.
+		link += "?jwt=" + url.QueryEscape(token)
+	}
+
+	var frag []string
+	if req.Type == calls.TypeAudio {
+		frag = append(frag, "config.startWithVideoMuted=true")
+	}
+	if !req.Role.CanPublish() {
+		frag = append(frag, "config.startWithAudioMuted=true")
+	}
+	// With a token the name comes from context.user.name; on public Jitsi
+	// the fragment is the only way to pre-fill it.
+	if p.appID == "" && req.Name != "" {
+		frag = append(frag, "userInfo.displayName="+fragmentValue(req.Name))
+	}
+	if len(frag) > 0 {
+		link += "#" + strings.Join(frag, "&")
+	}
+	cred.JoinURL = link
+	return cred, nil
+}
+
+// mint signs the HS256 token Jitsi's token plugin verifies. MapClaims rather
+// than jwt.RegisteredClaims because the latter serialises "aud" as an array,
+// and Jitsi's token examples use a plain string.
+func (p *Provider) mint(room string, req calls.CredentialRequest, issued, expires time.Time) (string, error) {
+	claims := jwt.MapClaims{
+		"iss":  p.appID,
+		"aud":  p.audience,
+		"sub":  p.subject,
+		"room": room,
+		"iat":  issued.Unix(),
+		"nbf":  issued.Add(-clockSkew).Unix(),
+		"exp":  expires.Unix(),
+		"context": map[string]any{
+			"user": map[string]any{
+				"id":        req.UserID,
+				"name":      req.Name,
+				"moderator": req.Role.IsModerator(),
+			},
+		},
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(p.secret)
+	if err != nil {
+		// The secret never appears in the message: the jwt library's errors
+		// do not carry the key.
+		return "", fmt.Errorf("%w: jitsi: sign token: %w", calls.ErrProvider, err)
+	}
+	return token, nil
+}
+
+// fragmentValue encodes s for Jitsi's URL-fragment config syntax: a JSON
+// string (jitsi-meet JSON-parses every value, so a bare name would not
+// parse), percent-encoded so "&", "=" and "#" cannot end the value early.
+// Spaces become %20, not "+", because the client decodes with
+// decodeURIComponent.
+func fragmentValue(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		// Marshalling a string cannot fail; invalid UTF-8 is replaced.
+		b = []byte(`""`)
+	}
+	j := string(b)
+	// jitsi-meet replaces typographic quotes with ASCII ones before it
+	// JSON-parses a value; left as they are, a name like “Bob” would end its
+	// JSON string early. As \u escapes they come through unchanged.
+	j = strings.NewReplacer(
+		"\u2018", `\u2018`, "\u2019", `\u2019`,
+		"\u201c", `\u201c`, "\u201d", `\u201d`,
+	).Replace(j)
+	return strings.ReplaceAll(url.QueryEscape(j), "+", "%20")
+}

@@ -1,0 +1,825 @@
+// Package storetest is the contract every calls.Store implementation
+// passes. Each engine's tests call Run with a way to open a fresh database.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// Backend is one empty database. Open opens a store on it and may be called
+// again after the store is closed: the second store must see what the first
+// one wrote, which is how the suite checks that writes survive a restart.
+type Backend interface {
+	Open(ctx context.Context) (calls.Store, error)
+}
+
+// Run runs the contract against stores from newBackend, which is called once
+// per subtest and must return a backend on a new, empty database.
+func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, h *harness)
+	}{
+		{"CreateGetRoundTrip", testCreateGetRoundTrip},
+		{"CreateTwiceKeepsFirst", testCreateTwiceKeepsFirst},
+		{"ConcurrentCreatesOneWinner", testConcurrentCreates},
+		{"NotFound", testNotFound},
+		{"UpdateAppliesChange", testUpdateApplies},
+		{"UpdateErrorWritesNothing", testUpdateErrorWritesNothing},
+		{"UpdateNoOpWritesNothing", testUpdateNoOp},
+		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
+		{"FindByRoom", testFindByRoom},
+		{"ListCalls", testListCalls},
+		{"CountByState", testCountByState},
+		{"MarkDelivery", testMarkDelivery},
+		{"EventsAfter", testEventsAfter},
+		{"RestartKeepsEverything", testRestart},
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &harness{t: t, backend: newBackend(t)}
+			h.s = h.open()
+			tc.run(t, h)
+		})
+	}
+}
+
+// harness holds the store under test and closes whatever it opened.
+type harness struct {
+	t       *testing.T
+	backend Backend
+	s       calls.Store
+}
+
+func (h *harness) open() calls.Store {
+	h.t.Helper()
+	s, err := h.backend.Open(h.t.Context())
+	if err != nil {
+		h.t.Fatalf("open store: %v", err)
+	}
+	var once sync.Once
+	h.t.Cleanup(func() { once.Do(func() { s.Close() }) })
+	return s
+}
+
+// reopen closes the store and opens a new one on the same database.
+func (h *harness) reopen() {
+	h.t.Helper()
+	if err := h.s.Close(); err != nil {
+		h.t.Fatalf("close store: %v", err)
+	}
+	h.s = h.open()
+}
+
+// base has nanoseconds (below half a microsecond, so rounding and
+// truncating stores agree) and a zone other than UTC: stores keep
+// microseconds and return UTC.
+var base = time.Date(2025, 3, 4, 5, 6, 7, 123456321, time.FixedZone("CET", 3600))
+
+func at(d time.Duration) time.Time { return base.Add(d) }
+
+// sampleCall has every field set, children out of any sorted order.
+func sampleCall(id string) calls.Call {
+	return calls.Call{
+		ID:        id,
+		Type:      calls.TypeVideo,
+		State:     calls.StateCreated,
+		Provider:  "livekit-eu",
+		Title:     "Weekly sync: ünïcode ✓",
+		CreatedBy: "zoe",
+		Room: calls.Room{
+			Name:       "room-" + id,
+			ProviderID: "RM" + id,
+			URL:        "https://meet.example.com/" + id,
+			Data:       map[string]string{"password": "s3cret", "region": "eu-west"},
+		},
+		CreatedAt:      at(0),
+		UpdatedAt:      at(time.Second),
+		StateChangedAt: at(2 * time.Second),
+		Members: []calls.Member{
+			{UserID: "zoe", Role: calls.RoleOwner},
+			{UserID: "adam", Role: calls.RoleListener},
+			{UserID: "mia", Role: calls.RoleParticipant},
+		},
+		Surfaces: []calls.Surface{
+			{Platform: "slack", Workspace: "T01", Channel: "C99", MessageID: "1700000000.000100"},
+			{Platform: "api"},
+			{Platform: "stream", Channel: "messaging:general", MessageID: "m-1"},
+		},
+	}
+}
+
+func createdEvent(c calls.Call) calls.Event {
+	return calls.Event{Kind: calls.EventCreated, CallID: c.ID, State: c.State, Actor: c.CreatedBy, At: c.CreatedAt}
+}
+
+func (h *harness) create(c calls.Call) calls.Call {
+	h.t.Helper()
+	stored, created, err := h.s.CreateCall(h.t.Context(), c, []calls.Event{createdEvent(c)})
+	if err != nil {
+		h.t.Fatalf("CreateCall(%s): %v", c.ID, err)
+	}
+	if !created {
+		h.t.Fatalf("CreateCall(%s): created = false for a new id", c.ID)
+	}
+	return stored
+}
+
+func (h *harness) get(id string) calls.Call {
+	h.t.Helper()
+	c, err := h.s.GetCall(h.t.Context(), id)
+	if err != nil {
+		h.t.Fatalf("GetCall(%s): %v", id, err)
+	}
+	checkUTC(h.t, c)
+	return c
+}
+
+func (h *harness) events(id string, after int64) []calls.Event {
+	h.t.Helper()
+	evs, err := h.s.Events(h.t.Context(), id, after)
+	if err != nil {
+		h.t.Fatalf("Events(%s, %d): %v", id, after, err)
+	}
+	return evs
+}
+
+func (h *harness) update(id string, change func(*calls.Call) ([]calls.Event, error)) calls.Call {
+	h.t.Helper()
+	c, err := h.s.UpdateCall(h.t.Context(), id, change)
+	if err != nil {
+		h.t.Fatalf("UpdateCall(%s): %v", id, err)
+	}
+	checkUTC(h.t, c)
+	return c
+}
+
+// norm is c as a store returns it: times in UTC to the microsecond, empty
+// lists and maps nil. Both sides of a comparison are normalised, so a store
+// keeping finer times or returning empty lists still passes.
+func norm(c calls.Call) calls.Call {
+	c = c.Clone()
+	c.CreatedAt = normTime(c.CreatedAt)
+	c.UpdatedAt = normTime(c.UpdatedAt)
+	c.StateChangedAt = normTime(c.StateChangedAt)
+	if c.EndedAt != nil {
+		t := normTime(*c.EndedAt)
+		c.EndedAt = &t
+	}
+	if len(c.Members) == 0 {
+		c.Members = nil
+	}
+	if len(c.Participants) == 0 {
+		c.Participants = nil
+	}
+	for i := range c.Participants {
+		c.Participants[i].JoinedAt = normTime(c.Participants[i].JoinedAt)
+	}
+	if len(c.Surfaces) == 0 {
+		c.Surfaces = nil
+	}
+	if len(c.Room.Data) == 0 {
+		c.Room.Data = nil
+	}
+	if len(c.Seqs) == 0 {
+		c.Seqs = nil
+	}
+	return c
+}
+
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func normEvent(e calls.Event) calls.Event {
+	e.At = normTime(e.At)
+	return e
+}
+
+// diffCall names the fields in which got and want differ.
+func diffCall(got, want calls.Call) string {
+	g, w := reflect.ValueOf(norm(got)), reflect.ValueOf(norm(want))
+	var out []string
+	for i := range g.NumField() {
+		if !reflect.DeepEqual(g.Field(i).Interface(), w.Field(i).Interface()) {
+			out = append(out, fmt.Sprintf("%s: got %+v, want %+v", g.Type().Field(i).Name, g.Field(i).Interface(), w.Field(i).Interface()))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func assertCall(t *testing.T, what string, got, want calls.Call) {
+	t.Helper()
+	if d := diffCall(got, want); d != "" {
+		t.Errorf("%s differs:\n%s", what, d)
+	}
+}
+
+// checkUTC fails unless every time in c is in UTC.
+func checkUTC(t *testing.T, c calls.Call) {
+	t.Helper()
+	ts := map[string]time.Time{"CreatedAt": c.CreatedAt, "UpdatedAt": c.UpdatedAt, "StateChangedAt": c.StateChangedAt}
+	if c.EndedAt != nil {
+		ts["EndedAt"] = *c.EndedAt
+	}
+	for i, p := range c.Participants {
+		ts[fmt.Sprintf("Participants[%d].JoinedAt", i)] = p.JoinedAt
+	}
+	for name, v := range ts {
+		if v.Location() != time.UTC {
+			t.Errorf("call %s: %s is in %v, want UTC", c.ID, name, v.Location())
+		}
+	}
+}
+
+func testCreateGetRoundTrip(t *testing.T, h *harness) {
+	ended := sampleCall("rt-ended")
+	ended.Type = calls.TypeAudio
+	ended.State = calls.StateEnded
+	endedAt := at(time.Hour)
+	ended.EndedAt = &endedAt
+	ended.EndReason = calls.ReasonRoomFinished
+
+	live := sampleCall("rt-live")
+	live.State = calls.StateActive
+	live.Participants = []calls.Participant{
+		{Identity: "zoe", Name: "Zoë", JoinedAt: at(3 * time.Second)},
+		{Identity: "adam", JoinedAt: at(4 * time.Second)},
+	}
+	live.Seqs = map[string]calls.RosterMark{"zoe": {Seq: 7, Present: true}, "adam": {Seq: 3, Present: true}, "mia": {Seq: 9, Present: false}}
+
+	cases := []struct {
+		name string
+		call calls.Call
+	}{
+		{"every field", sampleCall("rt-full")},
+		{"live with roster", live},
+		{"ended", ended},
+		{"minimal", calls.Call{ID: "rt-min", Type: calls.TypeAudio, State: calls.StateCreated, Provider: "jitsi", CreatedAt: at(0), UpdatedAt: at(0), StateChangedAt: at(0)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stored, created, err := h.s.CreateCall(t.Context(), tc.call, []calls.Event{createdEvent(tc.call)})
+			if err != nil || !created {
+				t.Fatalf("CreateCall = created %v, err %v; want created", created, err)
+			}
+			checkUTC(t, stored)
+			if stored.Version <= 0 {
+				t.Errorf("stored Version = %d, want > 0", stored.Version)
+			}
+			want := tc.call
+			want.Version = stored.Version
+			assertCall(t, "CreateCall result", stored, want)
+			assertCall(t, "GetCall", h.get(tc.call.ID), want)
+			// Ids are looked up in normalised form.
+			assertCall(t, "GetCall with an unnormalised id", h.get("  "+strings.ToUpper(tc.call.ID)+" "), want)
+			if got := h.get(tc.call.ID); (got.EndedAt == nil) != (tc.call.EndedAt == nil) {
+				t.Errorf("EndedAt = %v, want %v", got.EndedAt, tc.call.EndedAt)
+			}
+		})
+	}
+}
+
+func testCreateTwiceKeepsFirst(t *testing.T, h *harness) {
+	first := h.create(sampleCall("dup"))
+
+	second := sampleCall("DUP")
+	second.Title = "someone else's call"
+	second.Members = []calls.Member{{UserID: "eve", Role: calls.RoleOwner}}
+	second.Room.Name = "another-room"
+	stored, created, err := h.s.CreateCall(t.Context(), second, []calls.Event{createdEvent(second)})
+	if err != nil {
+		t.Fatalf("second CreateCall: %v", err)
+	}
+	if created {
+		t.Errorf("second CreateCall: created = true, want false")
+	}
+	assertCall(t, "second CreateCall result", stored, first)
+	assertCall(t, "GetCall after second create", h.get("dup"), first)
+	if evs := h.events("dup", 0); len(evs) != 1 {
+		t.Errorf("events after two creates = %d, want 1 (the second create stores none)", len(evs))
+	}
+}
+
+func testConcurrentCreates(t *testing.T, h *harness) {
+	const n = 50
+	results := make([]calls.Call, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c := sampleCall("race")
+			c.Title = fmt.Sprintf("creator %d", i)
+			results[i], created[i], errs[i] = h.s.CreateCall(t.Context(), c, []calls.Event{createdEvent(c)})
+		})
+	}
+	wg.Wait()
+	winners := 0
+	var winner calls.Call
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("CreateCall #%d: %v", i, errs[i])
+		}
+		if created[i] {
+			winners++
+			winner = results[i]
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d creates reported created=true, want exactly 1", winners)
+	}
+	for i := range n {
+		if d := diffCall(results[i], winner); d != "" {
+			t.Errorf("CreateCall #%d returned a different call than the winner:\n%s", i, d)
+		}
+	}
+	assertCall(t, "GetCall", h.get("race"), winner)
+	if evs := h.events("race", 0); len(evs) != 1 {
+		t.Errorf("events = %d, want 1", len(evs))
+	}
+}
+
+func testNotFound(t *testing.T, h *harness) {
+	ctx := t.Context()
+	h.create(sampleCall("exists"))
+	checks := []struct {
+		name string
+		err  func() error
+	}{
+		{"GetCall", func() error { _, err := h.s.GetCall(ctx, "missing"); return err }},
+		{"GetCall with an invalid id", func() error { _, err := h.s.GetCall(ctx, "no such/id"); return err }},
+		{"UpdateCall", func() error {
+			_, err := h.s.UpdateCall(ctx, "missing", func(*calls.Call) ([]calls.Event, error) {
+				t.Error("change ran for a missing call")
+				return nil, nil
+			})
+			return err
+		}},
+		{"FindByRoom unknown room", func() error { _, err := h.s.FindByRoom(ctx, "livekit-eu", "no-such-room"); return err }},
+		{"FindByRoom other provider", func() error { _, err := h.s.FindByRoom(ctx, "jitsi", "room-exists"); return err }},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.err(); !errors.Is(err, calls.ErrNotFound) {
+				t.Errorf("err = %v, want one wrapping calls.ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func testUpdateApplies(t *testing.T, h *harness) {
+	before := h.create(sampleCall("upd"))
+
+	after := h.update("UPD", func(c *calls.Call) ([]calls.Event, error) {
+		ring, err := c.Transition(calls.StateRinging, "", at(time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		ring.Actor = "zoe"
+		join, ok := c.MarkPresence("zoe", "Zoë", true, 5, at(2*time.Minute))
+		if !ok {
+			return nil, errors.New("presence not applied")
+		}
+		return []calls.Event{ring, join}, nil
+	})
+	if after.Version != before.Version+1 {
+		t.Errorf("Version = %d, want %d", after.Version, before.Version+1)
+	}
+	want := before
+	want.State = calls.StateRinging
+	want.StateChangedAt = at(time.Minute)
+	want.UpdatedAt = at(2 * time.Minute)
+	want.Participants = []calls.Participant{{Identity: "zoe", Name: "Zoë", JoinedAt: at(2 * time.Minute)}}
+	want.Seqs = map[string]calls.RosterMark{"zoe": {Seq: 5, Present: true}}
+	want.Version = before.Version + 1
+	assertCall(t, "UpdateCall result", after, want)
+	assertCall(t, "GetCall after update", h.get("upd"), want)
+
+	evs := h.events("upd", 0)
+	wantEvs := []calls.Event{
+		createdEvent(sampleCall("upd")),
+		{Kind: calls.EventRinging, CallID: "upd", State: calls.StateRinging, Actor: "zoe", At: at(time.Minute)},
+		{Kind: calls.EventJoined, CallID: "upd", State: calls.StateRinging, Identity: "zoe", At: at(2 * time.Minute)},
+	}
+	assertEvents(t, evs, wantEvs)
+
+	// A terminal transition ends the call and empties the roster.
+	ended := h.update("upd", func(c *calls.Call) ([]calls.Event, error) {
+		ev, err := c.Transition(calls.StateEnded, calls.ReasonEndedByOwner, at(time.Hour))
+		return []calls.Event{ev}, err
+	})
+	if ended.Version != before.Version+2 || ended.EndedAt == nil || !ended.EndedAt.Equal(normTime(at(time.Hour))) ||
+		ended.EndReason != calls.ReasonEndedByOwner || len(ended.Participants) != 0 {
+		t.Errorf("after ending: Version %d, EndedAt %v, EndReason %q, Participants %v", ended.Version, ended.EndedAt, ended.EndReason, ended.Participants)
+	}
+	assertCall(t, "GetCall after ending", h.get("upd"), ended)
+	if evs := h.events("upd", 0); len(evs) != 4 || evs[3].Kind != calls.EventEnded || evs[3].Reason != calls.ReasonEndedByOwner {
+		t.Errorf("events after ending = %+v, want a fourth, ended event", evs)
+	}
+}
+
+// assertEvents compares events, ignoring Seq apart from requiring it to
+// increase.
+func assertEvents(t *testing.T, got, want []calls.Event) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d events %+v, want %d", len(got), got, len(want))
+	}
+	var last int64
+	for i := range got {
+		if got[i].Seq <= last {
+			t.Errorf("event %d: Seq %d does not increase on %d", i, got[i].Seq, last)
+		}
+		last = got[i].Seq
+		if got[i].At.Location() != time.UTC {
+			t.Errorf("event %d: At is in %v, want UTC", i, got[i].At.Location())
+		}
+		g, w := normEvent(got[i]), normEvent(want[i])
+		g.Seq, w.Seq = 0, 0
+		if g != w {
+			t.Errorf("event %d = %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+func testUpdateErrorWritesNothing(t *testing.T, h *harness) {
+	before := h.create(sampleCall("fail"))
+	sentinel := errors.New("change refused")
+	cases := []struct {
+		name   string
+		change func(*calls.Call) ([]calls.Event, error)
+		is     error
+	}{
+		{"error after mutating", func(c *calls.Call) ([]calls.Event, error) {
+			c.Title = "mutated"
+			c.Members[0].Role = calls.RoleListener
+			c.AddSurface(calls.Surface{Platform: "discord"})
+			ev, _ := c.MarkPresence("zoe", "Zoë", true, 1, at(time.Minute))
+			return []calls.Event{ev}, fmt.Errorf("wrapped: %w", sentinel)
+		}, sentinel},
+		{"domain error", func(c *calls.Call) ([]calls.Event, error) {
+			ev, err := c.Transition(calls.StateAccepted, "", at(time.Minute)) // created cannot become accepted
+			return []calls.Event{ev}, err
+		}, calls.ErrInvalidTransition},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.s.UpdateCall(t.Context(), "fail", tc.change)
+			if !errors.Is(err, tc.is) {
+				t.Fatalf("UpdateCall err = %v, want one wrapping %v", err, tc.is)
+			}
+			assertCall(t, "GetCall after a failed change", h.get("fail"), before)
+			if evs := h.events("fail", 0); len(evs) != 1 {
+				t.Errorf("events after a failed change = %d, want 1", len(evs))
+			}
+		})
+	}
+}
+
+func testUpdateNoOp(t *testing.T, h *harness) {
+	before := h.create(sampleCall("noop"))
+	got := h.update("noop", func(c *calls.Call) ([]calls.Event, error) {
+		c.Title = "not stored without an event"
+		return nil, nil
+	})
+	assertCall(t, "UpdateCall result of a no-op", got, before)
+	assertCall(t, "GetCall after a no-op", h.get("noop"), before)
+	if evs := h.events("noop", 0); len(evs) != 1 {
+		t.Errorf("events after a no-op = %d, want 1", len(evs))
+	}
+}
+
+func testConcurrentUpdates(t *testing.T, h *harness) {
+	const n = 20
+	before := h.create(sampleCall("crowd"))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = h.s.UpdateCall(t.Context(), "crowd", func(c *calls.Call) ([]calls.Event, error) {
+				ev, ok := c.MarkPresence(fmt.Sprintf("p%02d", i), "", true, 1, at(time.Duration(i)*time.Second))
+				if !ok {
+					return nil, fmt.Errorf("p%02d already present", i)
+				}
+				return []calls.Event{ev}, nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("UpdateCall #%d: %v", i, err)
+		}
+	}
+	got := h.get("crowd")
+	var ids []string
+	for _, p := range got.Participants {
+		ids = append(ids, p.Identity)
+	}
+	slices.Sort(ids)
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("p%02d", i))
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("participants = %v, want all %d", ids, n)
+	}
+	if len(got.Seqs) != n {
+		t.Errorf("roster marks = %d, want %d", len(got.Seqs), n)
+	}
+	if got.Version != before.Version+n {
+		t.Errorf("Version = %d, want %d", got.Version, before.Version+n)
+	}
+	if evs := h.events("crowd", 0); len(evs) != n+1 {
+		t.Errorf("events = %d, want %d", len(evs), n+1)
+	}
+}
+
+func testFindByRoom(t *testing.T, h *harness) {
+	older := sampleCall("room-old")
+	older.Room.Name = "shared"
+	newer := sampleCall("room-new")
+	newer.Room.Name = "shared"
+	newer.CreatedAt = at(time.Minute)
+	elsewhere := sampleCall("room-else")
+	elsewhere.Room.Name = "shared"
+	elsewhere.Provider = "jitsi"
+	elsewhere.CreatedAt = at(time.Hour)
+
+	// The newer call is created first: "most recent" is by CreatedAt.
+	wantNewer := h.create(newer)
+	h.create(older)
+	wantElsewhere := h.create(elsewhere)
+
+	cases := []struct {
+		provider, room string
+		want           calls.Call
+	}{
+		{"livekit-eu", "shared", wantNewer},
+		{"jitsi", "shared", wantElsewhere},
+	}
+	for _, tc := range cases {
+		got, err := h.s.FindByRoom(t.Context(), tc.provider, tc.room)
+		if err != nil {
+			t.Errorf("FindByRoom(%s, %s): %v", tc.provider, tc.room, err)
+			continue
+		}
+		assertCall(t, "FindByRoom("+tc.provider+", "+tc.room+")", got, tc.want)
+	}
+
+	// A room name set by an update is found too.
+	h.update("room-old", func(c *calls.Call) ([]calls.Event, error) {
+		c.Room.Name = "moved"
+		return []calls.Event{{Kind: calls.EventUpdated, State: c.State, At: at(2 * time.Hour)}}, nil
+	})
+	if got, err := h.s.FindByRoom(t.Context(), "livekit-eu", "moved"); err != nil || got.ID != "room-old" {
+		t.Errorf("FindByRoom after rename = %s, %v; want room-old", got.ID, err)
+	}
+}
+
+func testListCalls(t *testing.T, h *harness) {
+	seed := []struct {
+		id      string
+		state   calls.State
+		changed time.Duration
+	}{
+		{"l-ring-3", calls.StateRinging, 3 * time.Minute},
+		{"l-ring-1", calls.StateRinging, 1 * time.Minute},
+		{"l-active-2", calls.StateActive, 2 * time.Minute},
+		{"l-ended-0", calls.StateEnded, 0},
+		{"l-ring-5", calls.StateRinging, 5 * time.Minute},
+	}
+	stored := map[string]calls.Call{}
+	for _, s := range seed {
+		c := sampleCall(s.id)
+		c.State = s.state
+		c.StateChangedAt = at(s.changed)
+		if s.state.Terminal() {
+			end := at(s.changed)
+			c.EndedAt, c.EndReason = &end, calls.ReasonEndedByAPI
+		}
+		stored[s.id] = h.create(c)
+	}
+
+	cases := []struct {
+		name   string
+		states []calls.State
+		before time.Time
+		limit  int
+		want   []string
+	}{
+		{"one state, oldest first", []calls.State{calls.StateRinging}, time.Time{}, 10, []string{"l-ring-1", "l-ring-3", "l-ring-5"}},
+		{"two states", []calls.State{calls.StateActive, calls.StateRinging}, time.Time{}, 10, []string{"l-ring-1", "l-active-2", "l-ring-3", "l-ring-5"}},
+		{"before", []calls.State{calls.StateRinging}, at(4 * time.Minute), 10, []string{"l-ring-1", "l-ring-3"}},
+		{"before is exclusive", []calls.State{calls.StateRinging}, at(3 * time.Minute), 10, []string{"l-ring-1"}},
+		{"before in another zone", []calls.State{calls.StateRinging}, at(4 * time.Minute).In(time.FixedZone("PST", -8*3600)), 10, []string{"l-ring-1", "l-ring-3"}},
+		{"limit", []calls.State{calls.StateRinging, calls.StateActive}, time.Time{}, 2, []string{"l-ring-1", "l-active-2"}},
+		{"terminal", []calls.State{calls.StateEnded}, time.Time{}, 10, []string{"l-ended-0"}},
+		{"no match", []calls.State{calls.StateFailed}, time.Time{}, 10, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := h.s.ListCalls(t.Context(), tc.states, tc.before, tc.limit)
+			if err != nil {
+				t.Fatalf("ListCalls: %v", err)
+			}
+			var ids []string
+			for _, c := range got {
+				ids = append(ids, c.ID)
+				checkUTC(t, c)
+				// Listed calls are whole, children included.
+				assertCall(t, "listed call "+c.ID, c, stored[c.ID])
+			}
+			if !slices.Equal(ids, tc.want) {
+				t.Errorf("ListCalls = %v, want %v", ids, tc.want)
+			}
+		})
+	}
+}
+
+func testCountByState(t *testing.T, h *harness) {
+	if got, err := h.s.CountByState(t.Context()); err != nil || len(got) != 0 {
+		t.Fatalf("CountByState on an empty store = %v, %v; want empty", got, err)
+	}
+	for i, st := range []calls.State{calls.StateRinging, calls.StateRinging, calls.StateRinging, calls.StateActive, calls.StateEnded, calls.StateEnded} {
+		c := sampleCall(fmt.Sprintf("count-%d", i))
+		c.State = st
+		h.create(c)
+	}
+	h.update("count-0", func(c *calls.Call) ([]calls.Event, error) {
+		ev, err := c.Transition(calls.StateAccepted, "", at(time.Minute))
+		return []calls.Event{ev}, err
+	})
+	got, err := h.s.CountByState(t.Context())
+	if err != nil {
+		t.Fatalf("CountByState: %v", err)
+	}
+	want := map[calls.State]int64{calls.StateRinging: 2, calls.StateAccepted: 1, calls.StateActive: 1, calls.StateEnded: 2}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("CountByState = %v, want %v", got, want)
+	}
+}
+
+func testMarkDelivery(t *testing.T, h *harness) {
+	ctx := t.Context()
+	steps := []struct {
+		source, id string
+		forget     bool
+		fresh      bool
+	}{
+		{source: "twilio", id: "d-1", fresh: true},
+		{source: "twilio", id: "d-1", fresh: false},
+		{source: "livekit-eu", id: "d-1", fresh: true}, // ids are per source
+		{source: "twilio", id: "d-2", fresh: true},
+		{source: "twilio", id: "d-1", forget: true},
+		{source: "twilio", id: "d-1", fresh: true}, // forgotten, so new again
+		{source: "twilio", id: "d-1", fresh: false},
+		{source: "twilio", id: "never-marked", forget: true},
+	}
+	for i, s := range steps {
+		if s.forget {
+			if err := h.s.ForgetDelivery(ctx, s.source, s.id); err != nil {
+				t.Fatalf("step %d: ForgetDelivery(%s, %s): %v", i, s.source, s.id, err)
+			}
+			continue
+		}
+		fresh, err := h.s.MarkDelivery(ctx, s.source, s.id, at(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatalf("step %d: MarkDelivery(%s, %s): %v", i, s.source, s.id, err)
+		}
+		if fresh != s.fresh {
+			t.Errorf("step %d: MarkDelivery(%s, %s) fresh = %v, want %v", i, s.source, s.id, fresh, s.fresh)
+		}
+	}
+
+	const n = 20
+	fresh := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fresh[i], errs[i] = h.s.MarkDelivery(ctx, "agora", "retry-storm", at(0)) })
+	}
+	wg.Wait()
+	count := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("concurrent MarkDelivery #%d: %v", i, errs[i])
+		}
+		if fresh[i] {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("%d concurrent marks of one delivery were fresh, want exactly 1", count)
+	}
+}
+
+func testEventsAfter(t *testing.T, h *harness) {
+	a := sampleCall("ev-a")
+	h.create(a)
+	// Another call's events in between must not show up in ev-a's log.
+	b := sampleCall("ev-b")
+	h.create(b)
+	h.update("ev-a", func(c *calls.Call) ([]calls.Event, error) {
+		ring, err := c.Transition(calls.StateRinging, "", at(time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		ring.Actor, ring.Reason = "zoe", "requested"
+		join, _ := c.MarkPresence("adam", "Adam", true, 0, at(2*time.Minute))
+		return []calls.Event{ring, join}, nil
+	})
+	// An event without a call id belongs to the call it is stored with.
+	h.update("ev-a", func(c *calls.Call) ([]calls.Event, error) {
+		c.AddSurface(calls.Surface{Platform: "discord", Channel: "42"})
+		return []calls.Event{{Kind: calls.EventUpdated, State: c.State, At: at(3 * time.Minute)}}, nil
+	})
+
+	all := h.events("ev-a", 0)
+	assertEvents(t, all, []calls.Event{
+		createdEvent(a),
+		{Kind: calls.EventRinging, CallID: "ev-a", State: calls.StateRinging, Actor: "zoe", Reason: "requested", At: at(time.Minute)},
+		{Kind: calls.EventJoined, CallID: "ev-a", State: calls.StateRinging, Identity: "adam", At: at(2 * time.Minute)},
+		{Kind: calls.EventUpdated, CallID: "ev-a", State: calls.StateRinging, At: at(3 * time.Minute)},
+	})
+	cases := []struct {
+		name  string
+		after int64
+		want  []calls.Event
+	}{
+		{"after the first", all[0].Seq, all[1:]},
+		{"after the third", all[2].Seq, all[3:]},
+		{"after the last", all[3].Seq, nil},
+	}
+	for _, tc := range cases {
+		got := h.events("ev-a", tc.after)
+		if len(got) != len(tc.want) || (len(got) > 0 && !reflect.DeepEqual(got, tc.want)) {
+			t.Errorf("%s: Events = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	if got := h.events("EV-B", 0); len(got) != 1 || got[0].CallID != "ev-b" {
+		t.Errorf("Events(ev-b) = %+v, want its one created event", got)
+	}
+}
+
+func testRestart(t *testing.T, h *harness) {
+	h.create(sampleCall("durable"))
+	h.update("durable", func(c *calls.Call) ([]calls.Event, error) {
+		ev, err := c.Transition(calls.StateActive, "", at(time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		join, _ := c.MarkPresence("zoe", "Zoë", true, 4, at(time.Minute))
+		return []calls.Event{ev, join}, nil
+	})
+	if _, err := h.s.MarkDelivery(t.Context(), "livekit-eu", "seen-once", at(0)); err != nil {
+		t.Fatalf("MarkDelivery: %v", err)
+	}
+	wantCall := h.get("durable")
+	wantEvents := h.events("durable", 0)
+
+	h.reopen()
+
+	assertCall(t, "GetCall after restart", h.get("durable"), wantCall)
+	if got := h.events("durable", 0); !reflect.DeepEqual(got, wantEvents) {
+		t.Errorf("events after restart = %+v, want %+v", got, wantEvents)
+	}
+	if got, err := h.s.FindByRoom(t.Context(), "livekit-eu", "room-durable"); err != nil || got.ID != "durable" {
+		t.Errorf("FindByRoom after restart = %q, %v", got.ID, err)
+	}
+	if fresh, err := h.s.MarkDelivery(t.Context(), "livekit-eu", "seen-once", at(time.Hour)); err != nil || fresh {
+		t.Errorf("MarkDelivery after restart = fresh %v, err %v; want a repeat", fresh, err)
+	}
+	if got, err := h.s.CountByState(t.Context()); err != nil || got[calls.StateActive] != 1 {
+		t.Errorf("CountByState after restart = %v, %v", got, err)
+	}
+
+	// The reopened store goes on from where the first stopped.
+	ended := h.update("durable", func(c *calls.Call) ([]calls.Event, error) {
+		ev, err := c.Transition(calls.StateEnded, calls.ReasonRoomFinished, at(time.Hour))
+		return []calls.Event{ev}, err
+	})
+	if ended.Version != wantCall.Version+1 {
+		t.Errorf("Version after restart and update = %d, want %d", ended.Version, wantCall.Version+1)
+	}
+	evs := h.events("durable", wantEvents[len(wantEvents)-1].Seq)
+	if len(evs) != 1 || evs[0].Kind != calls.EventEnded {
+		t.Errorf("events after the last seen before restart = %+v, want one ended event", evs)
+	}
+}
+
+func testPing(t *testing.T, h *harness) {
+	if err := h.s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
