@@ -53,7 +53,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // gateway is a real callgate HTTP stack on loopback over a real SQLite file.
 type gateway struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	store *store.SQL
 	svc   *calls.Service
@@ -65,7 +65,7 @@ type gatewayOptions struct {
 	guestJoin bool
 }
 
-func newGateway(t *testing.T, o gatewayOptions) *gateway {
+func newGateway(t testing.TB, o gatewayOptions) *gateway {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
@@ -101,13 +101,14 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 		t.Fatal(err)
 	}
 	srv := httpserver.New(httpserver.Options{Logger: log, BodyLimit: testBodyLimit, Ready: st})
+	// The listener exists before the server starts, so its URL can be the
+	// public URL while routes are still being registered.
 	ts := httptest.NewUnstartedServer(srv.Echo)
-	ts.Start()
-	t.Cleanup(ts.Close)
+	baseURL := "http://" + ts.Listener.Addr().String()
 	_, err = api.Register(srv.Echo, api.Options{
 		Service: svc, Keys: []api.Key{{Name: "test", Secret: apiKey}},
 		UserTokenSecrets: [][]byte{[]byte(userSecret), []byte(previousSecret)},
-		PublicURL:        ts.URL, Links: links, Pages: pages,
+		PublicURL:        baseURL, Links: links, Pages: pages,
 		ProviderKinds: map[string]string{"jitsi": "jitsi", "selfhosted": "jitsi"},
 		Logger:        log, Now: clk.Now, REST: true,
 	})
@@ -115,11 +116,13 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 		t.Fatal(err)
 	}
 	err = webhooks.RegisterProviders(srv.Echo, webhooks.ProviderOptions{
-		Parsers: map[string]webhooks.StatusParser{"selfhosted": private}, Applier: svc, PublicURL: ts.URL, Logger: log,
+		Parsers: map[string]webhooks.StatusParser{"selfhosted": private}, Applier: svc, PublicURL: baseURL, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.Start()
+	t.Cleanup(ts.Close)
 	return &gateway{t: t, url: ts.URL, store: st, svc: svc, clock: clk, echo: srv.Echo}
 }
 
@@ -196,7 +199,7 @@ func (g *gateway) get(path, auth string) response {
 
 func bearer(s string) string { return "Bearer " + s }
 
-func userToken(t *testing.T, secret, userID string, exp time.Time) string {
+func userToken(t testing.TB, secret, userID string, exp time.Time) string {
 	t.Helper()
 	claims := jwt.MapClaims{"user_id": userID}
 	if !exp.IsZero() {
