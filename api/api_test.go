@@ -413,6 +413,9 @@ func TestTokenJoinAndEnd(t *testing.T) {
 	if res.status != http.StatusGone || !strings.Contains(string(res.body), "This call has ended") || !strings.Contains(string(res.body), "Design review") {
 		t.Fatalf("join after end: %d %s", res.status, res.body)
 	}
+	if csp := res.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || res.header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("join page headers: %v", res.header)
+	}
 	if res := g.get("/join/no-such-call", ""); res.status != http.StatusNotFound || !strings.Contains(string(res.body), "No such call") {
 		t.Fatalf("join unknown: %d %s", res.status, res.body)
 	}

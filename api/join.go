@@ -74,5 +74,10 @@ func (h *Handler) page(c echo.Context, status int, lang, kind, title string) err
 	if err != nil {
 		return err
 	}
+	// The pages are static text: no scripts, no framing, no sniffing.
+	hdr := c.Response().Header()
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
 	return c.HTMLBlob(status, html)
 }
