@@ -191,3 +191,39 @@ func (c Call) Clone() Call {
 	}
 	return c
 }
+
+// StoredTime is t as stores keep it: UTC, to the microsecond (PostgreSQL's
+// precision), so a call returned by a write equals the same call read back.
+func StoredTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// Canonical returns a deep copy of c in the form stores return calls: times
+// through StoredTime, empty lists and maps nil.
+func (c Call) Canonical() Call {
+	c = c.Clone()
+	c.CreatedAt = StoredTime(c.CreatedAt)
+	c.UpdatedAt = StoredTime(c.UpdatedAt)
+	c.StateChangedAt = StoredTime(c.StateChangedAt)
+	if c.EndedAt != nil {
+		t := StoredTime(*c.EndedAt)
+		c.EndedAt = &t
+	}
+	for i := range c.Participants {
+		c.Participants[i].JoinedAt = StoredTime(c.Participants[i].JoinedAt)
+	}
+	if len(c.Members) == 0 {
+		c.Members = nil
+	}
+	if len(c.Participants) == 0 {
+		c.Participants = nil
+	}
+	if len(c.Surfaces) == 0 {
+		c.Surfaces = nil
+	}
+	if len(c.Room.Data) == 0 {
+		c.Room.Data = nil
+	}
+	if len(c.Seqs) == 0 {
+		c.Seqs = nil
+	}
+	return c
+}

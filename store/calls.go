@@ -51,7 +51,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	if err != nil {
 		return calls.Call{}, false, fmt.Errorf("store: create call: %w", err)
 	}
-	c = canonical(c)
+	c = c.Canonical()
 	c.ID = id
 	c.Version = 1
 	evs, err := ownEvents(id, events)
@@ -171,7 +171,7 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, change func(*calls.Call
 	if next.ID != cur.ID {
 		return calls.Call{}, fmt.Errorf("store: update call %s: %w: change altered the call id to %q", nid, calls.ErrInvalidInput, next.ID)
 	}
-	next = canonical(next)
+	next = next.Canonical()
 	next.Version = cur.Version + 1
 	evs, err := ownEvents(nid, events)
 	if err != nil {
@@ -552,39 +552,6 @@ func callArgs(d dialect, c *calls.Call) ([]any, error) {
 	return []any{c.ID, string(c.Type), string(c.State), c.Provider, c.Title, c.CreatedBy, string(room),
 		d.timeArg(c.CreatedAt), d.timeArg(c.UpdatedAt), d.timeArg(c.StateChangedAt), d.nullTimeArg(c.EndedAt),
 		c.EndReason, string(marksJSON), c.Version, c.Room.Name}, nil
-}
-
-// canonical returns a deep copy of c in the form the store returns calls:
-// times in UTC to the microsecond, empty lists and maps nil. A call returned
-// by a write then equals the same call read back.
-func canonical(c calls.Call) calls.Call {
-	c = c.Clone()
-	c.CreatedAt = utcMicro(c.CreatedAt)
-	c.UpdatedAt = utcMicro(c.UpdatedAt)
-	c.StateChangedAt = utcMicro(c.StateChangedAt)
-	if c.EndedAt != nil {
-		t := utcMicro(*c.EndedAt)
-		c.EndedAt = &t
-	}
-	if len(c.Members) == 0 {
-		c.Members = nil
-	}
-	if len(c.Participants) == 0 {
-		c.Participants = nil
-	}
-	for i := range c.Participants {
-		c.Participants[i].JoinedAt = utcMicro(c.Participants[i].JoinedAt)
-	}
-	if len(c.Surfaces) == 0 {
-		c.Surfaces = nil
-	}
-	if len(c.Room.Data) == 0 {
-		c.Room.Data = nil
-	}
-	if len(c.Seqs) == 0 {
-		c.Seqs = nil
-	}
-	return c
 }
 
 // ownEvents copies events for storing with the call id: an event without a

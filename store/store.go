@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 
 	"github.com/callgate/callgate/calls"
 )
@@ -97,7 +97,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	w.SetConnMaxIdleTime(0)
 
 	s := &SQL{d: sqliteDialect, w: w}
-	if err := s.migrate(ctx); err != nil {
+	if err := migrateSQLite(ctx, s); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (d dialect) nullTimeArg(t *time.Time) any {
 // utcMicro is the form every stored time takes: UTC, whole microseconds, no
 // monotonic reading. Values are returned in this form so that a call read
 // back equals the call as stored.
-func utcMicro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+func utcMicro(t time.Time) time.Time { return calls.StoredTime(t) }
 
 // timeCol scans a time stored by either dialect.
 type timeCol struct{ t *time.Time }
@@ -281,4 +281,25 @@ func (c nullTimeCol) Scan(src any) error {
 	}
 	*c.t = &t
 	return nil
+}
+
+// migrateSQLite migrates, retrying while the file is busy. When several
+// processes open a new file at once, switching it to WAL needs a lock that
+// SQLite reports as SQLITE_BUSY at once, without waiting out busy_timeout;
+// a short backoff lets the first opener finish.
+func migrateSQLite(ctx context.Context, s *SQL) error {
+	delay := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.migrate(ctx)
+		var se *sqlite.Error
+		if err == nil || attempt == 8 || !errors.As(err, &se) || se.Code()&0xff != 5 /* SQLITE_BUSY */ {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
 }
