@@ -203,28 +203,29 @@ func (h *Handler) verifyUserToken(raw string) (string, error) {
 	return "", fmt.Errorf("it cannot be verified")
 }
 
+// domainErrors maps domain errors to statuses and codes, most specific first.
+var domainErrors = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{calls.ErrInvalidID, http.StatusBadRequest, "invalid_id"},
+	{calls.ErrInvalidInput, http.StatusBadRequest, "invalid_request"},
+	{calls.ErrUnknownProvider, http.StatusBadRequest, "unknown_provider"},
+	{calls.ErrNotFound, http.StatusNotFound, "not_found"},
+	{calls.ErrCallEnded, http.StatusConflict, "call_ended"},
+	{calls.ErrInvalidTransition, http.StatusConflict, "invalid_transition"},
+	{calls.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{calls.ErrProvider, http.StatusBadGateway, "provider_error"},
+}
+
 // callError maps domain errors to API errors; anything else is internal.
+// Domain error messages are written to be shown: they carry no secrets.
 func callError(err error) error {
-	status, code := 0, ""
-	switch {
-	case errors.Is(err, calls.ErrInvalidID):
-		status, code = http.StatusBadRequest, "invalid_id"
-	case errors.Is(err, calls.ErrInvalidInput):
-		status, code = http.StatusBadRequest, "invalid_request"
-	case errors.Is(err, calls.ErrUnknownProvider):
-		status, code = http.StatusBadRequest, "unknown_provider"
-	case errors.Is(err, calls.ErrNotFound):
-		status, code = http.StatusNotFound, "not_found"
-	case errors.Is(err, calls.ErrCallEnded):
-		status, code = http.StatusConflict, "call_ended"
-	case errors.Is(err, calls.ErrInvalidTransition):
-		status, code = http.StatusConflict, "invalid_transition"
-	case errors.Is(err, calls.ErrForbidden):
-		status, code = http.StatusForbidden, "forbidden"
-	case errors.Is(err, calls.ErrProvider):
-		status, code = http.StatusBadGateway, "provider_error"
-	default:
-		return err
+	for _, d := range domainErrors {
+		if errors.Is(err, d.err) {
+			return &httpserver.Error{Status: d.status, Code: d.code, Message: err.Error()}
+		}
 	}
-	return &httpserver.Error{Status: status, Code: code, Message: err.Error()}
+	return err
 }
