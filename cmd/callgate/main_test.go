@@ -39,12 +39,16 @@ func noEnv(string) (string, bool) { return "", false }
 // and a stop function that shuts it down gracefully and returns serve's error.
 func startGateway(t *testing.T, dataDir, configFile string, logs io.Writer) (string, func() error) {
 	t.Helper()
+	return startGatewayWith(t, serveOptions{addr: "127.0.0.1:0", dataDir: dataDir, configFile: configFile, getenv: noEnv}, logs)
+}
+
+func startGatewayWith(t *testing.T, opts serveOptions, logs io.Writer) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrCh := make(chan string, 1)
 	errCh := make(chan error, 1)
 	go func() {
-		errCh <- serve(ctx, serveOptions{addr: "127.0.0.1:0", dataDir: dataDir, configFile: configFile, getenv: noEnv}, logs,
-			func(addr string) { addrCh <- addr })
+		errCh <- serve(ctx, opts, logs, func(addr string) { addrCh <- addr })
 	}()
 	select {
 	case addr := <-addrCh:
