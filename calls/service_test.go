@@ -184,9 +184,17 @@ func TestEventsArePublishedAfterStoring(t *testing.T) {
 	f.svc.Accept(ctx, calls.Actor{UserID: "bob"}, "ev")
 	f.svc.End(ctx, calls.Actor{UserID: "ada"}, "ev")
 	want := []calls.EventKind{calls.EventCreated, calls.EventUpdated, calls.EventRinging, calls.EventAccepted, calls.EventEnded}
+	stored, err := f.store.Events(ctx, "ev", 0)
+	if err != nil || len(stored) != len(want) {
+		t.Fatalf("stored events %v, %v", stored, err)
+	}
 	for i, k := range want {
 		select {
 		case n := <-sub:
+			// Published events carry the sequence number the log gave them.
+			if n.Event.Seq == 0 || n.Event.Seq != stored[i].Seq {
+				t.Fatalf("notification %d has seq %d, stored seq %d", i, n.Event.Seq, stored[i].Seq)
+			}
 			if n.Event.Kind != k || n.Call.ID != "ev" {
 				t.Fatalf("notification %d = %s for %s, want %s", i, n.Event.Kind, n.Call.ID, k)
 			}
@@ -196,10 +204,6 @@ func TestEventsArePublishedAfterStoring(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Fatalf("notification %d (%s) never came", i, k)
 		}
-	}
-	stored, err := f.store.Events(ctx, "ev", 0)
-	if err != nil || len(stored) != len(want) {
-		t.Fatalf("stored events %v, %v", stored, err)
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 //
 // Every method that changes a call also appends the events describing the
 // change to the call's event log in the same transaction, so a change and
-// its events are never stored apart.
+// its events are never stored apart. When the change is stored, each event
+// in the caller's slice gets the Seq the log assigned it, so subscribers
+// that receive it can later resume with Events(after).
 type Store interface {
 	// CreateCall stores c (with its members and surfaces) and events unless a
 	// call with c.ID exists. It reports whether it created the call and

@@ -97,6 +97,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	if err := tx.Commit(); err != nil {
 		return calls.Call{}, false, fmt.Errorf("store: create call %s: commit: %w", id, err)
 	}
+	setSeqs(events, evs)
 	return c, true, nil
 }
 
@@ -201,6 +202,7 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, change func(*calls.Call
 	if err := tx.Commit(); err != nil {
 		return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
 	}
+	setSeqs(events, evs)
 	return next, nil
 }
 
@@ -490,15 +492,25 @@ func (s *SQL) insertRows(ctx context.Context, tx *sql.Tx, into string, rows [][]
 }
 
 // insertEvents appends events to the log, one statement each so the
-// database assigns increasing sequence numbers in the order given.
+// database assigns increasing sequence numbers in the order given, and
+// records each assigned number in evs.
 func (s *SQL) insertEvents(ctx context.Context, tx *sql.Tx, evs []calls.Event) error {
-	for _, e := range evs {
-		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At)); err != nil {
+	for i, e := range evs {
+		err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At)).Scan(&evs[i].Seq)
+		if err != nil {
 			return fmt.Errorf("store: append %s event of call %s: %w", e.Kind, e.CallID, err)
 		}
 	}
 	return nil
+}
+
+// setSeqs copies the sequence numbers the log assigned back to the caller's
+// events, once the transaction has committed.
+func setSeqs(dst, stored []calls.Event) {
+	for i := range dst {
+		dst[i].Seq = stored[i].Seq
+	}
 }
 
 // rowScanner is *sql.Row or *sql.Rows.

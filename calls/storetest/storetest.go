@@ -712,12 +712,18 @@ func testEventsAfter(t *testing.T, h *harness) {
 		return []calls.Event{ring, join}, nil
 	})
 	// An event without a call id belongs to the call it is stored with.
+	var given []calls.Event
 	h.update("ev-a", func(c *calls.Call) ([]calls.Event, error) {
 		c.AddSurface(calls.Surface{Platform: "discord", Channel: "42"})
-		return []calls.Event{{Kind: calls.EventUpdated, State: c.State, At: at(3 * time.Minute)}}, nil
+		given = []calls.Event{{Kind: calls.EventUpdated, State: c.State, At: at(3 * time.Minute)}}
+		return given, nil
 	})
 
 	all := h.events("ev-a", 0)
+	// The caller's events learn the sequence numbers the log assigned.
+	if len(all) == 4 && given[0].Seq != all[3].Seq {
+		t.Errorf("the stored event's seq %d was not set on the caller's event (got %d)", all[3].Seq, given[0].Seq)
+	}
 	assertEvents(t, all, []calls.Event{
 		createdEvent(a),
 		{Kind: calls.EventRinging, CallID: "ev-a", State: calls.StateRinging, Actor: "zoe", Reason: "requested", At: at(time.Minute)},
