@@ -350,7 +350,7 @@ func TestTokenJoinAndEnd(t *testing.T) {
 	}
 	body := tok.json(t)
 	joinURL := body["join_url"].(string)
-	if !strings.HasPrefix(joinURL, g.url+"/join/call-123?t=") || body["provider"] != "jitsi" || body["user_id"] != "ada" {
+	if !strings.HasPrefix(joinURL, g.url+"/join/call-123?t=") || body["provider"] != "jitsi" || body["provider_kind"] != "jitsi" || body["user_id"] != "ada" {
 		t.Fatalf("token response: %v", body)
 	}
 	expires, err := time.Parse(time.RFC3339, body["expires_at"].(string))
@@ -424,7 +424,7 @@ func TestTokenJoinAndEnd(t *testing.T) {
 func TestSelfHostedJitsiTokenAuth(t *testing.T) {
 	g := newGateway(t, gatewayOptions{guestJoin: true})
 	res := g.post("/v1/calls", bearer(apiKey), map[string]any{"id": "private", "provider": "selfhosted", "user_id": "owner-1"})
-	if res.status != http.StatusCreated || res.call(t)["provider"] != "selfhosted" {
+	if res.status != http.StatusCreated || res.call(t)["provider"] != "selfhosted" || res.call(t)["provider_kind"] != "jitsi" {
 		t.Fatalf("create: %d %s", res.status, res.body)
 	}
 	tok := g.post("/v1/calls/private/token", bearer(apiKey), map[string]any{"user_id": "owner-1", "name": "Olga"})

@@ -19,6 +19,7 @@ type callJSON struct {
 	Type         calls.Type          `json:"type"`
 	State        calls.State         `json:"state"`
 	Provider     string              `json:"provider"`
+	ProviderKind string              `json:"provider_kind"`
 	Title        string              `json:"title"`
 	CreatedBy    string              `json:"created_by,omitempty"`
 	CreatedAt    time.Time           `json:"created_at"`
@@ -37,7 +38,8 @@ type callResponse struct {
 
 func (h *Handler) callJSON(c calls.Call) callJSON {
 	out := callJSON{
-		ID: c.ID, Type: c.Type, State: c.State, Provider: c.Provider, Title: c.Title, CreatedBy: c.CreatedBy,
+		ID: c.ID, Type: c.Type, State: c.State, Provider: c.Provider, ProviderKind: h.opts.ProviderKinds[c.Provider],
+		Title: c.Title, CreatedBy: c.CreatedBy,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, EndedAt: c.EndedAt,
 		JoinURL:      h.stableLink(c.ID),
 		Members:      c.Members,
@@ -120,13 +122,14 @@ type tokenRequest struct {
 }
 
 type tokenResponse struct {
-	CallID    string         `json:"call_id"`
-	UserID    string         `json:"user_id"`
-	Provider  string         `json:"provider"`
-	JoinURL   string         `json:"join_url"`
-	ExpiresAt time.Time      `json:"expires_at"`
-	Token     string         `json:"token,omitempty"`
-	Fields    map[string]any `json:"fields,omitempty"`
+	CallID       string         `json:"call_id"`
+	UserID       string         `json:"user_id"`
+	Provider     string         `json:"provider"`
+	ProviderKind string         `json:"provider_kind"`
+	JoinURL      string         `json:"join_url"`
+	ExpiresAt    time.Time      `json:"expires_at"`
+	Token        string         `json:"token,omitempty"`
+	Fields       map[string]any `json:"fields,omitempty"`
 }
 
 func (h *Handler) callToken(c echo.Context) error {
@@ -145,7 +148,7 @@ func (h *Handler) callToken(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, tokenResponse{
-		CallID: call.ID, UserID: link.UserID, Provider: h.opts.ProviderKinds[call.Provider],
+		CallID: call.ID, UserID: link.UserID, Provider: call.Provider, ProviderKind: h.opts.ProviderKinds[call.Provider],
 		JoinURL: h.personalLink(call.ID, link.token), ExpiresAt: link.Expiry,
 		Token: cred.Token, Fields: cred.Fields,
 	})
