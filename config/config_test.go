@@ -342,7 +342,7 @@ default_provider: zoom
 `),
 		want: []string{
 			`test.yaml:3: providers.zoom.kind: "zoom" is not a supported provider kind (supported: jitsi)`,
-			`test.yaml:5: providers.mine.kind: required (supported kinds: jitsi)`,
+			`test.yaml:5: providers.mine.kind: required (supported provider kinds: jitsi)`,
 			`test.yaml:7: providers.odd: expected a mapping of settings, not a single value`,
 		},
 	},
@@ -357,7 +357,7 @@ chats:
 `),
 		want: []string{
 			`test.yaml:3: chats.team.kind: chat platform "slack" is not supported yet`,
-			`test.yaml:5: chats.other.kind: required (supported chat platforms: none yet)`,
+			`test.yaml:5: chats.other.kind: required (supported chat platform kinds: none yet)`,
 		},
 	},
 

@@ -467,9 +467,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, field string) {
 		ev := reflect.New(t.Elem()).Elem()
 		switch t.Elem() {
 		case providerType:
-			d.provider(e, ev.Addr().Interface().(*Provider), f)
+			d.kindedBlock(e, ev, f, providerBlocks)
 		case chatType:
-			d.chat(e, ev.Addr().Interface().(*Chat), f)
+			d.kindedBlock(e, ev, f, chatBlocks)
 		default:
 			d.value(e.val, ev, f)
 		}
@@ -512,43 +512,56 @@ func (d *decoder) kinded(e entry, field string, known func(string) bool, what st
 	return kind, rest, true
 }
 
-func (d *decoder) provider(e entry, p *Provider, field string) {
-	kind, rest, ok := d.kinded(e, field, func(k string) bool { _, ok := providerKinds[k]; return ok }, "provider")
-	if !ok {
-		d.skip[field] = true
-		return
-	}
-	p.Kind = kind
-	kf := field + ".kind"
-	spec, ok := providerKinds[kind]
-	switch {
-	case kind == "":
-		d.add(d.line(kf, e.key), kf, "required (supported kinds: "+kindNames(providerKinds)+")")
-	case !ok:
-		d.add(d.line(kf, e.key), kf, d.show(kf, kind)+" is not a supported provider kind (supported: "+kindNames(providerKinds)+")")
-	default:
-		d.fields(rest, reflect.ValueOf(p).Elem(), field, spec.fields, fmt.Sprintf("provider kind %q", kind))
-		return
-	}
-	d.skip[field] = true
+// blockKinds describes one family of kinded blocks (providers, chats).
+type blockKinds struct {
+	what        string                             // "provider", "chat platform"
+	fields      func(kind string) ([]string, bool) // the settings a kind accepts; false for an unknown kind
+	names       func() string                      // the supported kinds, for messages
+	unsupported func(shown string) string          // the message for an unknown kind
 }
 
-func (d *decoder) chat(e entry, c *Chat, field string) {
-	kind, rest, ok := d.kinded(e, field, func(k string) bool { _, ok := chatKinds[k]; return ok }, "chat platform")
+var providerBlocks = blockKinds{
+	what: "provider",
+	fields: func(k string) ([]string, bool) {
+		spec, ok := providerKinds[k]
+		return spec.fields, ok
+	},
+	names: func() string { return kindNames(providerKinds) },
+	unsupported: func(shown string) string {
+		return shown + " is not a supported provider kind (supported: " + kindNames(providerKinds) + ")"
+	},
+}
+
+var chatBlocks = blockKinds{
+	what: "chat platform",
+	fields: func(k string) ([]string, bool) {
+		spec, ok := chatKinds[k]
+		return spec.fields, ok
+	},
+	names:       func() string { return kindNames(chatKinds) },
+	unsupported: func(shown string) string { return "chat platform " + shown + " is not supported yet" },
+}
+
+// kindedBlock decodes a provider or chat block into target (a struct with
+// a Kind field): the kind first, then the settings that kind accepts. A
+// block that cannot be decoded is reported and skipped by validation.
+func (d *decoder) kindedBlock(e entry, target reflect.Value, field string, k blockKinds) {
+	known := func(kind string) bool { _, ok := k.fields(kind); return ok }
+	kind, rest, ok := d.kinded(e, field, known, k.what)
 	if !ok {
 		d.skip[field] = true
 		return
 	}
-	c.Kind = kind
+	target.FieldByName("Kind").SetString(kind)
 	kf := field + ".kind"
-	spec, ok := chatKinds[kind]
+	fields, ok := k.fields(kind)
 	switch {
 	case kind == "":
-		d.add(d.line(kf, e.key), kf, "required (supported chat platforms: "+kindNames(chatKinds)+")")
+		d.add(d.line(kf, e.key), kf, "required (supported "+k.what+" kinds: "+k.names()+")")
 	case !ok:
-		d.add(d.line(kf, e.key), kf, "chat platform "+d.show(kf, kind)+" is not supported yet")
+		d.add(d.line(kf, e.key), kf, k.unsupported(d.show(kf, kind)))
 	default:
-		d.fields(rest, reflect.ValueOf(c).Elem(), field, spec.fields, fmt.Sprintf("chat platform %q", kind))
+		d.fields(rest, target, field, fields, fmt.Sprintf("%s kind %q", k.what, kind))
 		return
 	}
 	d.skip[field] = true
