@@ -439,18 +439,23 @@ func (s *Service) ExpireOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("list ringing calls: %w", err)
 	}
 	for _, c := range ringing {
+		missed := false
 		_, err := s.update(ctx, c.ID, func(c *Call) ([]Event, error) {
-			// Re-check inside the transaction: it may have been answered since.
+			// Re-check inside the transaction: it may have been answered
+			// since, or expired by another replica.
 			if c.State != StateRinging || now.Sub(c.StateChangedAt) < s.cfg.RingTimeout {
 				return nil, nil
 			}
 			ev, err := c.Transition(StateMissed, ReasonRingTimeout, now)
+			missed = err == nil
 			return []Event{ev}, err
 		})
 		if err != nil {
 			return changed, fmt.Errorf("expire ringing call %s: %w", c.ID, err)
 		}
-		changed++
+		if missed {
+			changed++
+		}
 	}
 	if s.cfg.MaxDuration <= 0 {
 		return changed, nil
@@ -465,18 +470,22 @@ func (s *Service) ExpireOnce(ctx context.Context) (int, error) {
 		if now.Sub(c.CreatedAt) < s.cfg.MaxDuration {
 			continue
 		}
+		endedNow := false
 		ended, err := s.update(ctx, c.ID, func(c *Call) ([]Event, error) {
 			if c.State.Terminal() {
 				return nil, nil
 			}
 			ev, err := c.Transition(StateEnded, ReasonMaxDuration, now)
+			endedNow = err == nil
 			return []Event{ev}, err
 		})
 		if err != nil {
 			return changed, fmt.Errorf("end call %s at its maximum duration: %w", c.ID, err)
 		}
-		s.endRoom(ctx, ended)
-		changed++
+		if endedNow {
+			s.endRoom(ctx, ended)
+			changed++
+		}
 	}
 	return changed, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -232,13 +233,12 @@ func observe(log *slog.Logger, requests *prometheus.CounterVec, durations *prome
 	}
 }
 
-// CallID returns the normalised call id named by the route, if any.
+// CallID returns the normalised call id named by the route, if any: every
+// route that names a call calls its parameter "id".
 func CallID(c echo.Context) string {
-	for _, name := range c.ParamNames() {
-		if name == "id" && !strings.HasPrefix(c.Path(), "/channels/") {
-			if id, err := calls.NormalizeID(c.Param("id")); err == nil {
-				return id
-			}
+	if slices.Contains(c.ParamNames(), "id") {
+		if id, err := calls.NormalizeID(c.Param("id")); err == nil {
+			return id
 		}
 	}
 	return ""
