@@ -39,6 +39,8 @@ type Server struct {
 	// generated once and kept in <data-dir>/link-secret; replicas behind one
 	// public URL must share one, so set it for them.
 	LinkSecret string `yaml:"link_secret"`
+	// PreviousLinkSecret still admits links signed before a rotation.
+	PreviousLinkSecret string `yaml:"previous_link_secret"`
 	// DataDir holds the SQLite file and generated secrets, default
 	// "./callgate-data". The --data-dir flag and CALLGATE_DATA_DIR win over it.
 	DataDir string `yaml:"data_dir"`

@@ -586,6 +586,11 @@ api:
 		},
 	},
 	{
+		name: "link secret rotation",
+		yaml: "server:\n  previous_link_secret: 0123456789abcdef0123456789abcdef\n",
+		want: []string{"test.yaml:2: server.previous_link_secret: set only together with link_secret, during a rotation"},
+	},
+	{
 		name: "api previous secret needs the current one",
 		yaml: "api:\n  previous_user_token_secret: 0123456789abcdef0123456789abcdef\n",
 		want: []string{"test.yaml:2: api.previous_user_token_secret: set only together with user_token_secret, during a rotation"},

@@ -77,9 +77,7 @@ func (v *validator) server(s *Server) {
 	if s.ShutdownTimeout < 0 {
 		v.problem("server.shutdown_timeout", "must not be negative")
 	}
-	if s.LinkSecret != "" && len(s.LinkSecret) < 32 {
-		v.problem("server.link_secret", "must be at least 32 bytes")
-	}
+	v.rotation("server.link_secret", s.LinkSecret, "server.previous_link_secret", s.PreviousLinkSecret, 32)
 }
 
 func validPort(p string) bool {

@@ -98,7 +98,11 @@ func serve(ctx context.Context, opts serveOptions, logOut io.Writer, listening f
 			return err
 		}
 	}
-	links, err := joinlink.NewSigner(nil, linkSecret)
+	linkSecrets := [][]byte{linkSecret}
+	if cfg.Server.PreviousLinkSecret != "" {
+		linkSecrets = append(linkSecrets, []byte(cfg.Server.PreviousLinkSecret))
+	}
+	links, err := joinlink.NewSigner(nil, linkSecrets...)
 	if err != nil {
 		return err
 	}
