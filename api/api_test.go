@@ -354,7 +354,7 @@ func TestTokenJoinAndEnd(t *testing.T) {
 		t.Fatalf("token response: %v", body)
 	}
 	expires, err := time.Parse(time.RFC3339, body["expires_at"].(string))
-	if err != nil || !expires.Equal(g.clock.Now().Add(time.Hour).Truncate(time.Second)) && expires.Sub(g.clock.Now()) != time.Hour {
+	if err != nil || !expires.Equal(g.clock.Now().Add(time.Hour)) {
 		t.Fatalf("expires_at = %v (%v), want one hour from now", body["expires_at"], err)
 	}
 	fields := body["fields"].(map[string]any)
@@ -576,12 +576,6 @@ func TestStreamCompatibleEndpoints(t *testing.T) {
 	}
 }
 
-// signJaaS signs a body the way JaaS does: base64 HMAC-SHA256 over t.body.
-func signJaaS(t *testing.T, secret string, ts time.Time, body []byte) string {
-	t.Helper()
-	return jitsiSignature(secret, ts, body)
-}
-
 func TestProviderWebhooksKeepTheRoster(t *testing.T) {
 	g := newGateway(t, gatewayOptions{guestJoin: true})
 	g.post("/v1/calls", bearer(apiKey), map[string]any{"id": "roster", "provider": "selfhosted"})
@@ -592,7 +586,7 @@ func TestProviderWebhooksKeepTheRoster(t *testing.T) {
 			key, eventType, at.UnixMilli(), room, id, id, id))
 		req, _ := http.NewRequest(http.MethodPost, g.url+"/webhooks/providers/selfhosted", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Jaas-Signature", signJaaS(t, secret, g.clock.Now(), body))
+		req.Header.Set("X-Jaas-Signature", signJaaS(secret, g.clock.Now(), body))
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-func jitsiSignature(secret string, ts time.Time, body []byte) string {
+// signJaaS signs a body the way JaaS does: base64 HMAC-SHA256 over t.body.
+func signJaaS(secret string, ts time.Time, body []byte) string {
 	t := strconv.FormatInt(ts.Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(t + "."))

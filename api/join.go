@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	"github.com/callgate/callgate/joinlink"
 	"github.com/callgate/callgate/templates"
 )
-
-func marshalJSON(v any) ([]byte, error) { return json.Marshal(v) }
 
 // maxGuestName bounds the display name a guest may pass in ?name=.
 const maxGuestName = 64

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -36,8 +37,7 @@ type streamCall struct {
 // MarshalJSON puts the provider object under the provider's name, as
 // Stream did ({"id":…, "provider":"agora", "agora":{"channel":…}}).
 func (s streamCall) MarshalJSON() ([]byte, error) {
-	m := map[string]any{"id": s.ID, "provider": s.Provider, s.Provider: s.Kind}
-	return marshalJSON(m)
+	return json.Marshal(map[string]any{"id": s.ID, "provider": s.Provider, s.Provider: s.Kind})
 }
 
 // streamChannelPart is what Stream allowed in channel types and ids.

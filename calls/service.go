@@ -118,7 +118,9 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 		return Call{}, false, fmt.Errorf("create call %s: %w", call.ID, err)
 	}
 	if !created {
-		if req.Surface != nil {
+		// Re-creating a call is the idempotent common case (one call per
+		// channel): only a surface the call does not show yet costs a write.
+		if req.Surface != nil && !slices.Contains(stored.Surfaces, *req.Surface) {
 			stored, err = s.addSurface(ctx, stored.ID, *req.Surface)
 		}
 		return stored, false, err

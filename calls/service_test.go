@@ -3,9 +3,9 @@ package calls_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,7 +129,7 @@ func TestProviderFailureLeavesAVisibleFailedCall(t *testing.T) {
 	if c.State != calls.StateFailed || c.EndReason != "provider_error" {
 		t.Fatalf("call = %s/%s, want failed/provider_error", c.State, c.EndReason)
 	}
-	if errors.Unwrap(err) != nil && fmt.Sprint(err) != "" && contains(err.Error(), "hunter2") {
+	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatal("the provider's error text (which may hold secrets) reached the caller")
 	}
 	stored, _ := f.svc.Get(context.Background(), "doomed")
@@ -139,19 +139,6 @@ func TestProviderFailureLeavesAVisibleFailedCall(t *testing.T) {
 	if _, _, err := f.svc.Credential(context.Background(), calls.Actor{Admin: true}, "doomed", calls.JoinRequest{UserID: "u"}); !errors.Is(err, calls.ErrCallEnded) {
 		t.Fatalf("credential for a failed call: %v", err)
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) > 0 && len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestMaxDurationEndsCallsAndRooms(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,8 +91,16 @@ func (h *providerIntake) handle(c echo.Context) error {
 		}
 		return httpserver.NewError(http.StatusBadRequest, "bad_request", "could not read the request body")
 	}
+	// Routes sit under the public URL's path, as join links do: a proxy in
+	// front strips that prefix, so the URL the provider called is the
+	// public URL plus the path we received.
 	received := *h.origin
-	received.Path, received.RawPath = r.URL.Path, r.URL.RawPath
+	prefix := strings.TrimSuffix(h.origin.Path, "/")
+	received.Path = prefix + r.URL.Path
+	received.RawPath = ""
+	if r.URL.RawPath != "" {
+		received.RawPath = strings.TrimSuffix(h.origin.EscapedPath(), "/") + r.URL.RawPath
+	}
 	received.RawQuery = r.URL.RawQuery
 	ctx := r.Context()
 	events, err := parser.ParseWebhook(ctx, calls.WebhookRequest{URL: received.String(), Header: r.Header, Body: body})

@@ -151,9 +151,9 @@ func TestProviderWebhookOutcomes(t *testing.T) {
 	}
 
 	// Signatures over the URL are checked against the public URL the
-	// provider called, not the internal address.
+	// provider called (its path prefix included), not the internal address.
 	post(t, base+"/webhooks/providers/urlcheck?x=1&y=a%20b", []byte("{}"), "")
-	if up.url != "https://calls.example.com/webhooks/providers/urlcheck?x=1&y=a%20b" {
+	if up.url != "https://calls.example.com/gateway/webhooks/providers/urlcheck?x=1&y=a%20b" {
 		t.Fatalf("URL shown to the parser = %q", up.url)
 	}
 }
