@@ -1,5 +1,11 @@
 # The README's commands. `make test` is what CI runs.
-.PHONY: run test interop-deps bench vet
+.PHONY: build run test interop-deps bench vet
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+# The binary the README's "Running" section uses, in the current directory.
+build:
+	go build -ldflags "-X main.version=$(VERSION)" -o callgate ./cmd/callgate
 
 run:
 	go run ./cmd/callgate

@@ -42,12 +42,31 @@ type Options struct {
 	// ProviderKinds maps configured provider names to adapter kinds
 	// ("jitsi", "agora", …), which Stream's contract reports.
 	ProviderKinds map[string]string
+	// Chats names the configured chat platforms a call may be shown on
+	// (`surfaces` in POST /v1/calls).
+	Chats map[string]bool
 	Logger        *slog.Logger
 	Now           func() time.Time
 	// REST serves /v1 and Stream's endpoints; without it only join links
 	// and the OpenAPI document are served (api.enabled: false).
 	REST bool
+	// AuthFailureLimit budgets failed authentications (missing, wrong or
+	// expired API keys and user tokens) per client address; past it the
+	// API answers 429. Requests that authenticate never consume it.
+	// Default: a burst of 20, then one every 5 s.
+	AuthFailureLimit httpserver.RateLimit
+	// JoinLimit budgets failed join-link visits (unknown or refused ids,
+	// expired or altered links) per client address; past it /join answers
+	// a 429 page. Joins that succeed never consume it. Default: a burst of
+	// 30, then one every 2 s.
+	JoinLimit httpserver.RateLimit
 }
+
+// Default rate limits, for the zero fields of Options' limits.
+var (
+	DefaultAuthFailureLimit = httpserver.RateLimit{Rate: 0.2, Burst: 20}
+	DefaultJoinLimit        = httpserver.RateLimit{Rate: 0.5, Burst: 30}
+)
 
 // Handler serves the API.
 type Handler struct {
@@ -55,6 +74,8 @@ type Handler struct {
 	keyHashes []keyHash
 	log       *slog.Logger
 	now       func() time.Time
+	authLimit *httpserver.Limiter
+	joinLimit *httpserver.Limiter
 }
 
 type keyHash struct {
@@ -78,6 +99,8 @@ func Register(e *echo.Echo, opts Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	h.authLimit = httpserver.NewLimiter(opts.AuthFailureLimit, DefaultAuthFailureLimit, h.now)
+	h.joinLimit = httpserver.NewLimiter(opts.JoinLimit, DefaultJoinLimit, h.now)
 	for _, k := range opts.Keys {
 		h.keyHashes = append(h.keyHashes, keyHash{name: k.Name, sum: sha256.Sum256([]byte(k.Secret))})
 	}
@@ -95,6 +118,7 @@ func Register(e *echo.Echo, opts Options) (*Handler, error) {
 	v1.POST("/calls/:id/end", h.endCall)
 	v1.POST("/calls/:id/accept", h.acceptCall)
 	v1.POST("/calls/:id/decline", h.declineCall)
+	v1.POST("/calls/:id/deliveries/retry", h.retryDeliveries)
 
 	// Stream's retired third-party calling endpoints, same paths and shapes.
 	e.POST("/channels/:type/:channel/call", h.streamCreateCall, h.authenticate)
@@ -110,13 +134,15 @@ type principal struct {
 
 func (p principal) admin() bool { return p.key != "" }
 
-// actor returns who the request acts as: a user-token caller is always that
-// user; an API key may name the user it acts for.
-func (p principal) actor(userID string) calls.Actor {
+// actor is who the request acts as: a user-token caller is always that
+// user; an API key may name the user it acts for. calls.Actor.ActFor holds
+// the rule; a user token naming someone else is refused there.
+func (p principal) actor(userID string) (calls.Actor, error) {
+	base := calls.UserActor(p.userID)
 	if p.admin() {
-		return calls.Actor{Admin: true, UserID: userID}
+		base = calls.APIKeyActor("")
 	}
-	return calls.Actor{UserID: p.userID}
+	return base.ActFor(userID)
 }
 
 const principalKey = "callgate.principal"
@@ -133,7 +159,7 @@ func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		raw := strings.TrimSpace(c.Request().Header.Get(echo.HeaderAuthorization))
 		if raw == "" {
-			return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "missing Authorization header; send \"Authorization: Bearer <api key or user token>\"")
+			return h.authFailed(c, httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "missing Authorization header; send \"Authorization: Bearer <api key or user token>\""))
 		}
 		if scheme, rest, ok := strings.Cut(raw, " "); ok && strings.EqualFold(scheme, "bearer") {
 			raw = strings.TrimSpace(rest)
@@ -145,13 +171,29 @@ func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if strings.Count(raw, ".") == 2 && len(h.opts.UserTokenSecrets) > 0 {
 			userID, err := h.verifyUserToken(raw)
 			if err != nil {
-				return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "invalid user token: %s", err)
+				return h.authFailed(c, httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "invalid user token: %s", err))
+			}
+			// The token is genuine but its user id cannot be stored: the
+			// app's backend minted a bad one, which is a request error.
+			if err := firstInvalid(calls.ValidateUserID("the user token's user_id claim", userID)); err != nil {
+				return err
 			}
 			c.Set(principalKey, principal{userID: userID})
 			return next(c)
 		}
-		return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "invalid API key or user token")
+		return h.authFailed(c, httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "invalid API key or user token"))
 	}
+}
+
+// authFailed charges a failed authentication to the client's budget: the
+// 401 while there is budget left, a 429 with Retry-After once it is spent.
+// Only failures are charged, and a good credential is checked before the
+// budget, so a client that authenticates is never limited.
+func (h *Handler) authFailed(c echo.Context, err *httpserver.Error) error {
+	if wait, ok := h.authLimit.Charge(httpserver.ClientKey(c)); !ok {
+		return httpserver.RateLimited(c, wait, "failed authentications")
+	}
+	return err
 }
 
 // matchKey compares the candidate with every key in constant time, hashing
@@ -217,6 +259,7 @@ var domainErrors = []struct {
 	{calls.ErrInvalidTransition, http.StatusConflict, "invalid_transition"},
 	{calls.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{calls.ErrProvider, http.StatusBadGateway, "provider_error"},
+	{calls.ErrRoomNotReady, http.StatusServiceUnavailable, "room_not_ready"},
 }
 
 // callError maps domain errors to API errors; anything else is internal.
@@ -224,7 +267,12 @@ var domainErrors = []struct {
 func callError(err error) error {
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
-			return &httpserver.Error{Status: d.status, Code: d.code, Message: err.Error()}
+			e := &httpserver.Error{Status: d.status, Code: d.code, Message: err.Error()}
+			if d.status == http.StatusServiceUnavailable {
+				// The room is being created: ask to come back shortly.
+				e.RetryAfter = time.Second
+			}
+			return e
 		}
 	}
 	return err

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -27,24 +28,68 @@ type callJSON struct {
 	EndedAt      *time.Time          `json:"ended_at"`
 	EndReason    *string             `json:"end_reason"`
 	JoinURL      string              `json:"join_url"`
+	Guests       bool                `json:"guests"`
+	Room         roomJSON            `json:"room"`
 	Members      []calls.Member      `json:"members"`
 	Participants []calls.Participant `json:"participants"`
-	Surfaces     []calls.Surface     `json:"surfaces"`
+	Surfaces     []surfaceJSON       `json:"surfaces"`
+}
+
+// roomJSON says where the provider room stands. error (why it could not be
+// created) is for server keys only.
+type roomJSON struct {
+	Status string `json:"status"` // preparing, ready, failed
+	Name   string `json:"name,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// surfaceJSON is a place the call is shown and its card's delivery state.
+type surfaceJSON struct {
+	Chat           string     `json:"chat"`
+	Workspace      string     `json:"workspace,omitempty"`
+	ConversationID string     `json:"conversation_id,omitempty"`
+	Status         string     `json:"status"` // delivered, pending, retrying, dead
+	WantedVersion  int64      `json:"wanted_version"`
+	ShownVersion   int64      `json:"shown_version"`
+	Attempts       int        `json:"attempts"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	DeadAt         *time.Time `json:"dead_at,omitempty"`
 }
 
 type callResponse struct {
 	Call callJSON `json:"call"`
 }
 
-func (h *Handler) callJSON(c calls.Call) callJSON {
+func (h *Handler) callJSON(c calls.Call, admin bool) callJSON {
 	out := callJSON{
 		ID: c.ID, Type: c.Type, State: c.State, Provider: c.Provider, ProviderKind: h.opts.ProviderKinds[c.Provider],
 		Title: c.Title, CreatedBy: c.CreatedBy,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, EndedAt: c.EndedAt,
 		JoinURL:      h.stableLink(c.ID),
+		Guests:       c.Guests,
+		Room:         roomJSON{Status: c.RoomStatus(), Name: c.Room.Name},
 		Members:      c.Members,
 		Participants: c.Participants,
-		Surfaces:     c.Surfaces,
+		Surfaces:     []surfaceJSON{},
+	}
+	if admin {
+		out.Room.Error = c.Room.Error
+	}
+	for _, sf := range c.Surfaces {
+		d := sf.Delivery
+		sj := surfaceJSON{
+			Chat: sf.Chat, Workspace: sf.Workspace, ConversationID: sf.Channel, Status: d.Status(),
+			WantedVersion: d.Wanted, ShownVersion: d.Shown, Attempts: d.Attempts, DeadAt: d.DeadAt,
+		}
+		if d.Status() == "retrying" {
+			t := d.NextAttemptAt
+			sj.NextAttemptAt = &t
+		}
+		if admin {
+			sj.LastError = d.LastError
+		}
+		out.Surfaces = append(out.Surfaces, sj)
 	}
 	if c.EndReason != "" {
 		out.EndReason = &c.EndReason
@@ -55,9 +100,6 @@ func (h *Handler) callJSON(c calls.Call) callJSON {
 	}
 	if out.Participants == nil {
 		out.Participants = []calls.Participant{}
-	}
-	if out.Surfaces == nil {
-		out.Surfaces = []calls.Surface{}
 	}
 	return out
 }
@@ -73,9 +115,41 @@ type createCallRequest struct {
 	Title    string         `json:"title"`
 	Members  []calls.Member `json:"members"`
 	Ring     bool           `json:"ring"`
+	// Guests admits people who are not members through the stable link;
+	// by default only calls with a generated id do.
+	Guests *bool `json:"guests"`
+	// Surfaces are chat conversations to show the call in, on configured
+	// chat platforms.
+	Surfaces []surfaceRequest `json:"surfaces"`
 	// UserID lets an API key create a call on behalf of a user, who then
 	// owns it; user-token callers always own what they create.
 	UserID string `json:"user_id"`
+}
+
+type surfaceRequest struct {
+	Chat           string `json:"chat"`
+	Workspace      string `json:"workspace"`
+	ConversationID string `json:"conversation_id"`
+}
+
+// maxSurfaces bounds the surfaces one request may add.
+const maxSurfaces = 20
+
+func (h *Handler) surfaces(in []surfaceRequest) ([]calls.Surface, error) {
+	if len(in) > maxSurfaces {
+		return nil, httpserver.NewError(http.StatusBadRequest, "invalid_request", "at most %d surfaces", maxSurfaces)
+	}
+	out := make([]calls.Surface, 0, len(in))
+	for i, s := range in {
+		if !h.opts.Chats[s.Chat] {
+			return nil, httpserver.NewError(http.StatusBadRequest, "invalid_request", "surfaces[%d].chat: %q is not a configured chat platform", i, s.Chat)
+		}
+		if s.ConversationID == "" || len(s.ConversationID) > 255 || len(s.Workspace) > 255 {
+			return nil, httpserver.NewError(http.StatusBadRequest, "invalid_request", "surfaces[%d]: conversation_id is required and, like workspace, at most 255 characters", i)
+		}
+		out = append(out, calls.Surface{Chat: s.Chat, Workspace: s.Workspace, Channel: s.ConversationID})
+	}
+	return out, nil
 }
 
 func (h *Handler) createCall(c echo.Context) error {
@@ -83,13 +157,25 @@ func (h *Handler) createCall(c echo.Context) error {
 	if err := decodeJSON(c, &req, true); err != nil {
 		return err
 	}
-	p := principalOf(c)
-	if !p.admin() && req.UserID != "" && req.UserID != p.userID {
-		return httpserver.NewError(http.StatusForbidden, "forbidden", "a user token cannot create calls for another user")
+	checks := []error{calls.ValidateUserID("user_id", req.UserID), calls.ValidateTitle("title", req.Title)}
+	for i, m := range req.Members {
+		checks = append(checks, calls.ValidateUserID(fmt.Sprintf("members[%d].user_id", i), m.UserID))
 	}
-	call, created, err := h.opts.Service.Create(c.Request().Context(), p.actor(req.UserID), calls.CreateRequest{
+	if err := firstInvalid(checks...); err != nil {
+		return err
+	}
+	p := principalOf(c)
+	actor, err := p.actor(req.UserID)
+	if err != nil {
+		return callError(err)
+	}
+	surfaces, err := h.surfaces(req.Surfaces)
+	if err != nil {
+		return err
+	}
+	call, created, err := h.opts.Service.Create(c.Request().Context(), actor, calls.CreateRequest{
 		ID: req.ID, Type: req.Type, Provider: req.Provider, Title: req.Title, Members: req.Members, Ring: req.Ring,
-		Surface: &calls.Surface{Platform: "api"},
+		Guests: req.Guests, Surfaces: surfaces,
 	})
 	if err != nil {
 		return callError(err)
@@ -98,21 +184,49 @@ func (h *Handler) createCall(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, callResponse{Call: h.callJSON(call)})
+	return c.JSON(status, callResponse{Call: h.callJSON(call, p.admin())})
 }
 
 func (h *Handler) getCall(c echo.Context) error {
-	call, err := h.opts.Service.Get(c.Request().Context(), c.Param("id"))
+	p := principalOf(c)
+	actor, err := p.actor("")
 	if err != nil {
 		return callError(err)
 	}
-	p := principalOf(c)
-	if !p.admin() {
-		if _, member := call.Member(p.userID); !member && !h.opts.Service.GuestJoin() {
-			return httpserver.NewError(http.StatusForbidden, "forbidden", "%s is not a member of call %s", p.userID, call.ID)
-		}
+	call, err := h.opts.Service.View(c.Request().Context(), actor, c.Param("id"))
+	if err != nil {
+		return callError(err)
 	}
-	return c.JSON(http.StatusOK, callResponse{Call: h.callJSON(call)})
+	return c.JSON(http.StatusOK, callResponse{Call: h.callJSON(call, p.admin())})
+}
+
+type retryRequest struct {
+	Chat           string `json:"chat"`
+	Workspace      string `json:"workspace"`
+	ConversationID string `json:"conversation_id"`
+}
+
+// retryDeliveries revives dead card deliveries of the call: all of them, or
+// the surface named.
+func (h *Handler) retryDeliveries(c echo.Context) error {
+	var req retryRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return err
+	}
+	p := principalOf(c)
+	actor, err := p.actor("")
+	if err != nil {
+		return callError(err)
+	}
+	var only *calls.SurfaceKey
+	if req.Chat != "" {
+		only = &calls.SurfaceKey{Chat: req.Chat, Workspace: req.Workspace, Channel: req.ConversationID}
+	}
+	call, err := h.opts.Service.RetryDeliveries(c.Request().Context(), actor, c.Param("id"), only)
+	if err != nil {
+		return callError(err)
+	}
+	return c.JSON(http.StatusOK, callResponse{Call: h.callJSON(call, p.admin())})
 }
 
 type tokenRequest struct {
@@ -137,13 +251,20 @@ func (h *Handler) callToken(c echo.Context) error {
 	if err := decodeJSON(c, &req, true); err != nil {
 		return err
 	}
+	if err := firstInvalid(calls.ValidateUserID("user_id", req.UserID), calls.ValidateDisplayName("name", req.Name)); err != nil {
+		return err
+	}
 	if req.Role != "" {
 		if _, err := calls.ParseRole(string(req.Role)); err != nil {
 			return callError(err)
 		}
 	}
 	p := principalOf(c)
-	call, cred, link, err := h.credential(c, p.actor(req.UserID), c.Param("id"), calls.JoinRequest{UserID: req.UserID, Name: req.Name, Role: req.Role})
+	actor, err := p.actor(req.UserID)
+	if err != nil {
+		return callError(err)
+	}
+	call, cred, link, err := h.credential(c, actor, c.Param("id"), calls.JoinRequest{UserID: req.UserID, Name: req.Name, Role: req.Role})
 	if err != nil {
 		return err
 	}
@@ -208,13 +329,28 @@ func (h *Handler) change(c echo.Context, fn changeFunc) error {
 	if err := decodeJSON(c, &req, true); err != nil {
 		return err
 	}
-	p := principalOf(c)
-	if !p.admin() && req.UserID != "" && req.UserID != p.userID {
-		return httpserver.NewError(http.StatusForbidden, "forbidden", "a user token acts only as its own user")
+	if err := firstInvalid(calls.ValidateUserID("user_id", req.UserID)); err != nil {
+		return err
 	}
-	call, err := fn(c.Request().Context(), p.actor(req.UserID), c.Param("id"))
+	p := principalOf(c)
+	actor, err := p.actor(req.UserID)
 	if err != nil {
 		return callError(err)
 	}
-	return c.JSON(http.StatusOK, callResponse{Call: h.callJSON(call)})
+	call, err := fn(c.Request().Context(), actor, c.Param("id"))
+	if err != nil {
+		return callError(err)
+	}
+	return c.JSON(http.StatusOK, callResponse{Call: h.callJSON(call, p.admin())})
+}
+
+// firstInvalid returns the first failed input check as an API error (400
+// invalid_request naming the field), or nil.
+func firstInvalid(checks ...error) error {
+	for _, err := range checks {
+		if err != nil {
+			return callError(err)
+		}
+	}
+	return nil
 }

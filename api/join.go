@@ -3,39 +3,51 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/httpserver"
 	"github.com/callgate/callgate/joinlink"
 	"github.com/callgate/callgate/templates"
 )
-
-// maxGuestName bounds the display name a guest may pass in ?name=.
-const maxGuestName = 64
 
 // join sends a person to the call at its provider. With ?t= it is a
 // personal link: the signed token says who they are and expires. Without,
 // it is the stable link on the call card: anyone holding it joins as a
 // guest participant, if guests are allowed. A call that is over, a link that
 // expired or was tampered with, get a page that says so, never a join.
+//
+// Pages tell a visitor only what the visitor may know. Only a valid personal
+// link shows the call's title. Where guests are not admitted, a stranger
+// with the stable link learns nothing: an unknown id, an invalid id, an
+// ended call and a live call that needs a personal link all get the same
+// 404 page, so ids cannot be probed. Where guests are admitted, the id is
+// the invitation, so an ended call says it has ended (without its title).
 func (h *Handler) join(c echo.Context) error {
 	lang := h.opts.Pages.Language(c.Request().Header.Get("Accept-Language"))
 	// The URL may carry a token: keep it out of caches and Referer headers.
 	c.Response().Header().Set("Cache-Control", "no-store")
 	c.Response().Header().Set("Referrer-Policy", "no-referrer")
 	ctx := c.Request().Context()
+	// A client that has failed too often is turned away before the id is
+	// looked at, so guessing gets no answer at all.
+	if wait, blocked := h.joinLimit.Blocked(httpserver.ClientKey(c)); blocked {
+		httpserver.RetryAfter(c, wait)
+		return h.renderPage(c, http.StatusTooManyRequests, lang, "rate_limited", "")
+	}
+	hidden := func() error { return h.page(c, http.StatusNotFound, lang, "not_found", "") }
 
 	id, err := calls.NormalizeID(c.Param("id"))
 	if err != nil {
-		return h.page(c, http.StatusNotFound, lang, "not_found", "")
+		return hidden()
 	}
-	actor := calls.Actor{UserID: "guest-" + calls.RandomString(10)}
-	req := calls.JoinRequest{UserID: actor.UserID, Name: strings.TrimSpace(c.QueryParam("name"))}
-	if len([]rune(req.Name)) > maxGuestName {
-		req.Name = string([]rune(req.Name)[:maxGuestName])
-	}
+	actor := calls.Actor{Kind: calls.ActorGuest, UserID: "guest-" + calls.RandomString(10)}
+	// A guest's name is typed by anyone: it is cleaned (control characters
+	// and invalid UTF-8 dropped) and cut to calls.MaxDisplayNameLength
+	// rather than refused, so a long name never costs a guest the call.
+	req := calls.JoinRequest{UserID: actor.UserID, Name: calls.SanitizeDisplayName(c.QueryParam("name"))}
+	personal := false
 	if tok := c.QueryParam("t"); tok != "" {
 		claims, err := h.opts.Links.Verify(tok)
 		switch {
@@ -46,27 +58,59 @@ func (h *Handler) join(c echo.Context) error {
 		}
 		// The link was signed for this person by a request that was allowed
 		// to ask for their credential, so it carries that permission.
-		actor = calls.Actor{UserID: claims.UserID, Admin: true}
-		req = calls.JoinRequest{UserID: claims.UserID, Name: claims.Name}
+		actor = calls.Actor{Kind: calls.ActorJoinLink, UserID: claims.UserID}
+		req = calls.JoinRequest{UserID: claims.UserID, Name: calls.SanitizeDisplayName(claims.Name)}
+		personal = true
 	}
 	call, cred, err := h.opts.Service.Credential(ctx, actor, id, req)
+	title := ""
+	if personal {
+		title = call.Title
+	}
 	switch {
 	case errors.Is(err, calls.ErrNotFound):
-		return h.page(c, http.StatusNotFound, lang, "not_found", "")
+		return hidden()
 	case errors.Is(err, calls.ErrCallEnded):
-		return h.page(c, http.StatusGone, lang, "ended", call.Title)
+		if !personal && !h.guestsAdmitted(call) {
+			return hidden()
+		}
+		return h.page(c, http.StatusGone, lang, "ended", title)
 	case errors.Is(err, calls.ErrForbidden):
-		return h.page(c, http.StatusForbidden, lang, "personal_only", call.Title)
+		// Only a guest is refused: the call exists, but a stranger may not
+		// learn that.
+		return hidden()
+	case errors.Is(err, calls.ErrRoomNotReady):
+		// The room is still being created: come back shortly.
+		c.Response().Header().Set("Retry-After", "2")
+		c.Response().Header().Set("Refresh", "2")
+		return h.page(c, http.StatusServiceUnavailable, lang, "preparing", title)
 	case err != nil:
 		h.log.ErrorContext(ctx, "join failed", "call_id", id, "err", err)
-		return h.page(c, http.StatusBadGateway, lang, "unavailable", call.Title)
+		return h.page(c, http.StatusBadGateway, lang, "unavailable", title)
 	case cred.JoinURL == "":
-		return h.page(c, http.StatusOK, lang, "no_web", call.Title)
+		return h.page(c, http.StatusOK, lang, "no_web", title)
 	}
 	return c.Redirect(http.StatusFound, cred.JoinURL)
 }
 
+// guestsAdmitted reports whether a guest with the stable link would have
+// been let into call while it was live: then the id itself is the
+// invitation, and its holder may learn that the call has ended.
+func (h *Handler) guestsAdmitted(c calls.Call) bool { return c.Guests }
+
+// page answers a join page. A refusal (4xx) is charged to the client's
+// join budget; the one that spends it becomes the 429 page.
 func (h *Handler) page(c echo.Context, status int, lang, kind, title string) error {
+	if status >= 400 && status < 500 {
+		if wait, ok := h.joinLimit.Charge(httpserver.ClientKey(c)); !ok {
+			httpserver.RetryAfter(c, wait)
+			status, kind, title = http.StatusTooManyRequests, "rate_limited", ""
+		}
+	}
+	return h.renderPage(c, status, lang, kind, title)
+}
+
+func (h *Handler) renderPage(c echo.Context, status int, lang, kind, title string) error {
 	html, err := h.opts.Pages.RenderPage(templates.Page{Lang: lang, Kind: kind, CallTitle: title})
 	if err != nil {
 		return err

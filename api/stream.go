@@ -53,6 +53,10 @@ func (h *Handler) streamCreateCall(c echo.Context) error {
 	if err := decodeJSON(c, &req, false); err != nil {
 		return err
 	}
+	title, _ := req.Options["title"].(string)
+	if err := firstInvalid(calls.ValidateUserID("user_id", req.UserID), calls.ValidateTitle("options.title", title)); err != nil {
+		return err
+	}
 	// Stream required the id; callgate's own API generates one, but the
 	// contract is kept: the same id must always reach the same call.
 	if strings.TrimSpace(req.ID) == "" {
@@ -61,17 +65,20 @@ func (h *Handler) streamCreateCall(c echo.Context) error {
 	if req.Type == "" {
 		return httpserver.NewError(http.StatusBadRequest, "invalid_request", "type is required (\"video\" or \"audio\")")
 	}
-	p := principalOf(c)
-	if !p.admin() && req.UserID != "" && req.UserID != p.userID {
-		return httpserver.NewError(http.StatusForbidden, "forbidden", "a user token cannot create calls for another user")
+	actor, err := principalOf(c).actor(req.UserID)
+	if err != nil {
+		return callError(err)
 	}
-	actor := p.actor(req.UserID)
-	title, _ := req.Options["title"].(string)
 	call, created, err := h.opts.Service.Create(c.Request().Context(), actor, calls.CreateRequest{
 		ID: req.ID, Type: req.Type, Title: title,
-		Surface: &calls.Surface{Platform: "stream", Channel: ctype + ":" + cid},
+		Surfaces: []calls.Surface{{Chat: calls.StreamAPIChat, Channel: ctype + ":" + cid}},
 	})
 	if err != nil {
+		return callError(err)
+	}
+	// Stream's contract hands out the room with the call, so this endpoint
+	// waits (up to rooms.wait) for the worker to create it.
+	if call, err = h.opts.Service.AwaitRoom(c.Request().Context(), call); err != nil {
 		return callError(err)
 	}
 	resp := map[string]any{"call": h.streamCall(call)}
@@ -100,11 +107,13 @@ func (h *Handler) streamCallToken(c echo.Context) error {
 	if err := decodeJSON(c, &req, false); err != nil {
 		return err
 	}
-	p := principalOf(c)
-	if !p.admin() && req.UserID != "" && req.UserID != p.userID {
-		return httpserver.NewError(http.StatusForbidden, "forbidden", "a user token can only get its own token")
+	if err := firstInvalid(calls.ValidateUserID("user_id", req.UserID)); err != nil {
+		return err
 	}
-	actor := p.actor(req.UserID)
+	actor, err := principalOf(c).actor(req.UserID)
+	if err != nil {
+		return callError(err)
+	}
 	if actor.UserID == "" {
 		return httpserver.NewError(http.StatusBadRequest, "invalid_request", "user_id is required with an API key")
 	}
@@ -118,20 +127,21 @@ func (h *Handler) streamCallToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
+// StreamCallShaper is an optional provider capability: the provider's
+// object in Stream's call shape (agora {channel}, hms {room_id,
+// room_name}). Providers without it get {room}.
+type StreamCallShaper interface {
+	StreamCall(room calls.Room) map[string]any
+}
+
 func (h *Handler) streamCall(c calls.Call) streamCall {
-	kind := h.opts.ProviderKinds[c.Provider]
-	obj := map[string]any{}
-	switch kind {
-	case "agora":
-		obj["channel"] = c.Room.Name
-	case "hms":
-		obj["room"] = c.Room.Name
-		obj["room_id"] = c.Room.ProviderID
-		obj["room_name"] = c.Room.Name
-	default:
-		obj["room"] = c.Room.Name
+	obj := map[string]any{"room": c.Room.Name}
+	if p, ok := h.opts.Service.Provider(c.Provider); ok {
+		if shaper, ok := p.(StreamCallShaper); ok {
+			obj = shaper.StreamCall(c.Room)
+		}
 	}
-	return streamCall{ID: c.ID, Provider: kind, Kind: obj}
+	return streamCall{ID: c.ID, Provider: h.opts.ProviderKinds[c.Provider], Kind: obj}
 }
 
 // addStreamToken sets token and the provider's extra top-level fields

@@ -76,15 +76,6 @@ type Participant struct {
 	JoinedAt time.Time `json:"joined_at"`
 }
 
-// Surface is one place a call is shown: a chat message, a channel, an
-// outbound webhook. Later work keeps every surface's card up to date.
-type Surface struct {
-	Platform  string `json:"platform"`            // "stream", "slack", "discord", "mattermost", "api", ...
-	Workspace string `json:"workspace,omitempty"` // team, guild or app id
-	Channel   string `json:"channel,omitempty"`   // channel id, "type:id" for Stream
-	MessageID string `json:"message_id,omitempty"`
-}
-
 // Room is what a provider created for a call: enough to mint credentials,
 // build join links and match status webhooks back to the call.
 type Room struct {
@@ -97,6 +88,21 @@ type Room struct {
 	URL string `json:"url,omitempty"`
 	// Data keeps provider-specific facts (a meeting password, a region).
 	Data map[string]string `json:"data,omitempty"`
+	// Error says, for an admin, why the room could not be created (the
+	// call is then failed). It never holds the provider's raw reply.
+	Error string `json:"error,omitempty"`
+}
+
+// RoomStatus is where the room stands: "preparing" (a worker is creating
+// it), "ready", or "failed".
+func (c *Call) RoomStatus() string {
+	switch {
+	case c.Room.Name != "":
+		return "ready"
+	case c.State.Terminal():
+		return "failed"
+	}
+	return "preparing"
 }
 
 // Call is the aggregate every flow reads and changes.
@@ -115,7 +121,15 @@ type Call struct {
 	EndedAt        *time.Time
 	EndReason      string
 
-	Members      []Member
+	// Guests lets people who are not members join through the stable
+	// link. It is set when the call is created: by default only for calls
+	// whose id the gateway generated (unguessable), or when the creator
+	// asked for it.
+	Guests bool
+
+	Members []Member
+	// Participants are the people in the call now, ordered by JoinedAt
+	// then Identity.
 	Participants []Participant
 	Surfaces     []Surface
 
@@ -156,13 +170,28 @@ func (c *Call) IsOwner(userID string) bool {
 	return ok && m.Role == RoleOwner
 }
 
-// AddSurface records a place the call is shown, once.
+// AddSurface records a place the call is shown, once per key.
 func (c *Call) AddSurface(s Surface) bool {
-	if slices.Contains(c.Surfaces, s) {
+	if c.HasSurface(s.Key()) {
 		return false
 	}
+	s.Delivery = SurfaceDelivery{}
 	c.Surfaces = append(c.Surfaces, s)
 	return true
+}
+
+// HasSurface reports whether the call is shown on the surface.
+func (c *Call) HasSurface(k SurfaceKey) bool {
+	return slices.ContainsFunc(c.Surfaces, func(s Surface) bool { return s.Key() == k })
+}
+
+// Surface returns the surface with the key.
+func (c *Call) Surface(k SurfaceKey) (Surface, bool) {
+	i := slices.IndexFunc(c.Surfaces, func(s Surface) bool { return s.Key() == k })
+	if i < 0 {
+		return Surface{}, false
+	}
+	return c.Surfaces[i], true
 }
 
 // Clone returns a deep copy, so a caller can mutate a call without touching

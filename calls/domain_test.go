@@ -20,6 +20,10 @@ func TestNormalizeID(t *testing.T) {
 		{in: "call 123", wantErr: "' ' at position 5"},
 		{in: "call/123", wantErr: "'/' at position 5"},
 		{in: "café", wantErr: "'é' at position 4"},
+		{in: "\u212aelvin", wantErr: "'\u212a' at position 1"}, // Kelvin sign: strings.ToLower folds it to "k"
+		{in: "\u0130stanbul", wantErr: "'İ' at position 1"},    // dotted capital I: folds to "i̇"
+		{in: "\u00a0call\u00a0", wantErr: "position 1"},        // no-break space is not trimmed
+		{in: "\tCALL-1\n", want: "call-1"},
 		{in: strings.Repeat("a", MaxIDLength), want: strings.Repeat("a", MaxIDLength)},
 		{in: strings.Repeat("a", MaxIDLength+1), wantErr: "at most 64"},
 	}

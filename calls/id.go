@@ -12,10 +12,13 @@ const MaxIDLength = 64
 
 // NormalizeID turns a caller-supplied call id into its canonical form. Ids are
 // case-insensitive (as in Stream's calling contract), so "Call-123" and
-// "call-123" name one call; surrounding white space is dropped. An id that is
-// empty or holds a character outside [a-z0-9_-] is rejected with ErrInvalidID.
+// "call-123" name one call; surrounding ASCII white space is dropped. Only
+// ASCII letters are folded: strings.ToLower would fold the Kelvin sign (U+212A)
+// to "k" and U+0130 to "i", so two different raw ids would name one call. An
+// id that is empty or holds a character outside [A-Za-z0-9_-] is rejected with
+// ErrInvalidID.
 func NormalizeID(raw string) (string, error) {
-	id := strings.ToLower(strings.TrimSpace(raw))
+	id := strings.Trim(raw, " \t\r\n\v\f")
 	if id == "" {
 		return "", fmt.Errorf("%w: id must not be empty", ErrInvalidID)
 	}
@@ -23,11 +26,18 @@ func NormalizeID(raw string) (string, error) {
 		return "", fmt.Errorf("%w: id is %d characters long, at most %d are allowed", ErrInvalidID, len(id), MaxIDLength)
 	}
 	for i, r := range id {
-		if !idRune(r) {
-			return "", fmt.Errorf("%w: id may contain only letters, digits, '-' and '_'; %q at position %d is not allowed", ErrInvalidID, r, i+1)
+		if !idRune(asciiLower(r)) {
+			return "", fmt.Errorf("%w: id may contain only ASCII letters, digits, '-' and '_'; %q at position %d is not allowed", ErrInvalidID, r, i+1)
 		}
 	}
-	return id, nil
+	return strings.Map(asciiLower, id), nil
+}
+
+func asciiLower(r rune) rune {
+	if r >= 'A' && r <= 'Z' {
+		return r + ('a' - 'A')
+	}
+	return r
 }
 
 func idRune(r rune) bool {

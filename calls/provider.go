@@ -67,7 +67,40 @@ const (
 	ProviderRoomEnded         ProviderEventKind = "room_ended"
 	ProviderParticipantJoined ProviderEventKind = "participant_joined"
 	ProviderParticipantLeft   ProviderEventKind = "participant_left"
+	// ProviderRecordingReady: a recording, composition or transcript of
+	// the room can be fetched (Recording says what and where).
+	ProviderRecordingReady ProviderEventKind = "recording_ready"
 )
+
+// Recording is a recording or transcript a provider made of a call.
+type Recording struct {
+	// Kind is "recording", "composition" (a mixed recording) or "transcript".
+	Kind string `json:"kind"`
+	// URL is where to fetch or watch it, when the provider gives one.
+	URL string `json:"url,omitempty"`
+	// ProviderID is the provider's id for it (a recording or egress id).
+	ProviderID string        `json:"provider_id,omitempty"`
+	Duration   time.Duration `json:"duration,omitempty"`
+	At         time.Time     `json:"at"`
+}
+
+// RoomStatusReporter is an optional provider capability: what the provider
+// says about a room now, so the gateway can reconcile a call whose
+// webhooks stopped. An error means "do not know" and changes nothing.
+type RoomStatusReporter interface {
+	RoomStatus(ctx context.Context, room Room) (RoomStatus, error)
+}
+
+// RoomStatus is a provider's answer about one room.
+type RoomStatus struct {
+	// Gone is a confirmed "this room is over": closed, completed, deleted.
+	// It is the only answer that ends a call; a provider whose API cannot
+	// tell "gone" from "never existed" or "flaky" must leave it false.
+	Gone bool
+	// Listed says Participants is the room's whole roster now.
+	Listed       bool
+	Participants []Participant
+}
 
 // ProviderEvent is one status change reported by a provider.
 type ProviderEvent struct {
@@ -82,4 +115,6 @@ type ProviderEvent struct {
 	// Seq orders events for one identity; 0 when the provider gives no order.
 	Seq int64
 	At  time.Time
+	// Recording is set for ProviderRecordingReady.
+	Recording *Recording
 }

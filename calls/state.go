@@ -3,6 +3,7 @@ package calls
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -72,6 +73,9 @@ const (
 	ReasonRingTimeout  = "ring_timeout"
 	ReasonMaxDuration  = "max_duration"
 	ReasonCancelled    = "cancelled"
+	// ReasonProviderError: the provider could not host the call; the
+	// room's Error says why, for admins.
+	ReasonProviderError = "provider_error"
 )
 
 // Transition moves the call to next, or fails with ErrInvalidTransition
@@ -136,7 +140,11 @@ func (c *Call) MarkPresence(identity, name string, present bool, seq int64, at t
 	case present && i >= 0:
 		return Event{}, false
 	case present:
-		c.Participants = append(c.Participants, Participant{Identity: identity, Name: name, JoinedAt: at})
+		p := Participant{Identity: identity, Name: name, JoinedAt: StoredTime(at)}
+		// Keep the roster ordered by join time, then identity, the order
+		// stores read it back in.
+		j, _ := slices.BinarySearchFunc(c.Participants, p, compareParticipants)
+		c.Participants = slices.Insert(c.Participants, j, p)
 	case i < 0:
 		return Event{}, false
 	default:
@@ -145,4 +153,11 @@ func (c *Call) MarkPresence(identity, name string, present bool, seq int64, at t
 	}
 	c.UpdatedAt = at
 	return Event{Kind: kind, CallID: c.ID, State: c.State, Identity: identity, At: at}, true
+}
+
+func compareParticipants(a, b Participant) int {
+	if c := a.JoinedAt.Compare(b.JoinedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Identity, b.Identity)
 }

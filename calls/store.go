@@ -11,30 +11,49 @@ import (
 // Every method that changes a call also appends the events describing the
 // change to the call's event log in the same transaction, so a change and
 // its events are never stored apart. When the change is stored, each event
-// in the caller's slice gets the Seq the log assigned it, so subscribers
-// that receive it can later resume with Events(after).
+// in the caller's slice gets the Seq the log assigned it.
+//
+// Writes are incremental: a change writes the calls row and only the
+// members, roster entries and surfaces that differ from what was stored.
 type Store interface {
-	// CreateCall stores c (with its members and surfaces) and events unless a
-	// call with c.ID exists. It reports whether it created the call and
+	// CreateCall stores c (with its members and surfaces) and events unless
+	// a call with c.ID exists. It reports whether it created the call and
 	// returns the stored call either way; concurrent creates of one id yield
-	// exactly one created=true.
+	// exactly one created=true. When c has no room (Room.Name empty) and is
+	// not terminal, a room job due at once is stored in the same
+	// transaction. Each surface starts with Wanted = 1 (the call's first
+	// version) and Shown = 0, due at once.
 	CreateCall(ctx context.Context, c Call, events []Event) (stored Call, created bool, err error)
 
 	// GetCall returns the call with the (normalised) id, or ErrNotFound.
 	GetCall(ctx context.Context, id string) (Call, error)
 
 	// FindByRoom returns the most recently created call at the provider
-	// (configured name) whose Room.Name is room, or ErrNotFound. Provider
-	// webhooks name rooms, not calls.
+	// (configured name) whose Room.Name is room, or ErrNotFound.
 	FindByRoom(ctx context.Context, provider, room string) (Call, error)
 
 	// UpdateCall runs change on the current call inside a transaction that
-	// keeps concurrent updates of the same call apart, stores the changed
-	// call with Version+1 and the events change returns, and returns the
-	// call as stored. When change returns an error nothing is written and
-	// the error is returned as is; when it returns no events and no error,
-	// nothing is written either (the change was a no-op).
-	UpdateCall(ctx context.Context, id string, change func(*Call) ([]Event, error)) (Call, error)
+	// keeps concurrent updates of the same call apart (every guard change
+	// makes runs on the locked, current call), stores the changed call with
+	// Version+1 and the events change returns, and returns the call as
+	// stored.
+	//
+	// In the same transaction it: bumps Wanted of every surface of the call
+	// to the new version (new surfaces are inserted with Wanted = the new
+	// version, Shown = 0, due at once; surfaces are never removed by a
+	// change); deletes the call's room job when the call now has a room or
+	// is terminal; and, when mark is not nil, records the delivery mark.
+	//
+	// When mark was recorded before, nothing is written and the error wraps
+	// ErrDuplicateDelivery. When change returns an error nothing is written
+	// and the error is returned as is. When change returns no events the
+	// call is not written (but a mark, if any, is).
+	UpdateCall(ctx context.Context, id string, mark *DeliveryMark, change func(*Call) ([]Event, error)) (Call, error)
+
+	// FindBySurface returns the newest call that is not terminal and is
+	// shown on the surface, or ErrNotFound: what "/call end" in a channel
+	// ends.
+	FindBySurface(ctx context.Context, key SurfaceKey) (Call, error)
 
 	// ListCalls returns calls in one of states whose StateChangedAt is
 	// before `before` (zero means any time), oldest first, at most limit.
@@ -46,14 +65,38 @@ type Store interface {
 	// CountByState counts calls per state, for metrics.
 	CountByState(ctx context.Context) (map[State]int64, error)
 
-	// MarkDelivery records that a webhook delivery id from a provider was
-	// seen, and reports whether it was new. It is how repeated deliveries
-	// (providers retry) are applied once.
-	MarkDelivery(ctx context.Context, source, deliveryID string, at time.Time) (fresh bool, err error)
+	// ClaimDeliveries leases up to limit surfaces that are due: Wanted >
+	// Shown, not dead, NextAttemptAt <= now, and not leased (or the lease
+	// expired before now). Several workers and replicas may claim at once;
+	// none gets a surface another holds (FOR UPDATE SKIP LOCKED on
+	// PostgreSQL).
+	ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
 
-	// ForgetDelivery removes a delivery mark, so a delivery that was marked
-	// but could not be applied is applied when the provider retries it.
-	ForgetDelivery(ctx context.Context, source, deliveryID string) error
+	// RecordDelivery stores a delivery's outcome and releases the lease.
+	// It fails with ErrLeaseLost, writing nothing, when owner no longer
+	// holds the lease.
+	RecordDelivery(ctx context.Context, o DeliveryOutcome) error
+
+	// RetryDelivery revives a surface: it clears DeadAt, Attempts and
+	// LastError and makes it due at now. ErrNotFound when the call has no
+	// such surface.
+	RetryDelivery(ctx context.Context, callID string, key SurfaceKey, now time.Time) error
+
+	// CountDeliveries counts surfaces owing an update by status, for metrics.
+	CountDeliveries(ctx context.Context) (DeliveryCounts, error)
+
+	// ClaimRoomJobs leases up to limit room jobs due at now, as
+	// ClaimDeliveries does for surfaces.
+	ClaimRoomJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]RoomJob, error)
+
+	// RescheduleRoomJob records a failed attempt (Attempts+1, LastError,
+	// NextAttemptAt) and releases the lease; ErrLeaseLost when owner no
+	// longer holds it, ErrNotFound when the job is gone (the room was
+	// stored or the call ended meanwhile).
+	RescheduleRoomJob(ctx context.Context, o RoomJobOutcome) error
+
+	// CountRoomJobs counts pending room jobs, for metrics.
+	CountRoomJobs(ctx context.Context) (int64, error)
 
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error

@@ -7,16 +7,23 @@ import "time"
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Server    Server              `yaml:"server"`
-	Store     Store               `yaml:"store"`
-	API       API                 `yaml:"api"`
-	Providers map[string]Provider `yaml:"providers"`
+	Server Server `yaml:"server"`
+	Store  Store  `yaml:"store"`
+	API    API    `yaml:"api"`
+	// Providers are the video providers by name, each decoded into its
+	// kind's settings (see Kinds).
+	Providers map[string]Block `yaml:"providers"`
 	// DefaultProvider names the entry of Providers used when a call names none.
-	DefaultProvider string          `yaml:"default_provider"`
-	Calls           Calls           `yaml:"calls"`
-	Chats           map[string]Chat `yaml:"chats"`
-	Templates       Templates       `yaml:"templates"`
-	Log             Log             `yaml:"log"`
+	DefaultProvider string `yaml:"default_provider"`
+	Calls           Calls  `yaml:"calls"`
+	// Rooms and Delivery are the room worker's and the card outbox's
+	// policies.
+	Rooms    Rooms    `yaml:"rooms"`
+	Delivery Delivery `yaml:"delivery"`
+	// Chats are the chat platform connections by name, like Providers.
+	Chats     map[string]Block `yaml:"chats"`
+	Templates Templates        `yaml:"templates"`
+	Log       Log              `yaml:"log"`
 
 	// File is the path the configuration was read from; empty for the
 	// embedded defaults. Not part of the YAML.
@@ -38,13 +45,46 @@ type Server struct {
 	// LinkSecret signs personal join links. When empty, a random secret is
 	// generated once and kept in <data-dir>/link-secret; replicas behind one
 	// public URL must share one, so set it for them.
-	LinkSecret string `yaml:"link_secret"`
+	LinkSecret string `yaml:"link_secret" secret:"true"`
 	// PreviousLinkSecret still admits links signed before a rotation.
-	PreviousLinkSecret string `yaml:"previous_link_secret"`
+	PreviousLinkSecret string `yaml:"previous_link_secret" secret:"true"`
 	// DataDir holds the SQLite file and generated secrets, default
 	// "./callgate-data". The --data-dir flag and CALLGATE_DATA_DIR win over it.
 	DataDir string `yaml:"data_dir"`
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string `yaml:"metrics_token" secret:"true"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed when
+	// telling a client's address (rate limits, logs).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Limits of the HTTP server itself, against slow or greedy clients.
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// RateLimits budget failures per client address.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
+
+// RateLimits budget what a client address may get wrong.
+type RateLimits struct {
+	// AuthFailures: wrong or expired API keys and user tokens.
+	AuthFailures RateLimit `yaml:"auth_failures"`
+	// Join: refused /join visits (unknown, ended-and-hidden, forbidden).
+	Join RateLimit `yaml:"join"`
+	// MaxClients bounds the addresses tracked at once (memory).
+	MaxClients int `yaml:"max_clients"`
+}
+
+// RateLimit is one budget: Burst at once, refilled at Rate a second.
+type RateLimit struct {
+	Enabled *bool   `yaml:"enabled"`
+	Rate    float64 `yaml:"rate"`
+	Burst   int     `yaml:"burst"`
+}
+
+// IsEnabled reports whether the limit applies (default true).
+func (r RateLimit) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
 
 // Store selects the storage engine.
 type Store struct {
@@ -53,7 +93,7 @@ type Store struct {
 	// Path is the SQLite file, default "<data-dir>/callgate.db".
 	Path string `yaml:"path"`
 	// DSN is the PostgreSQL connection string (postgres://…).
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" secret:"true"`
 }
 
 // API is the REST API.
@@ -66,9 +106,9 @@ type API struct {
 	Keys []APIKey `yaml:"keys"`
 	// UserTokenSecret signs user tokens: HS256 JWTs {user_id, exp} that an
 	// app's backend mints for client apps, which act as that user only.
-	UserTokenSecret string `yaml:"user_token_secret"`
+	UserTokenSecret string `yaml:"user_token_secret" secret:"true"`
 	// PreviousUserTokenSecret stays valid during a secret rotation.
-	PreviousUserTokenSecret string `yaml:"previous_user_token_secret"`
+	PreviousUserTokenSecret string `yaml:"previous_user_token_secret" secret:"true"`
 }
 
 // IsEnabled reports whether the REST API is served (default true).
@@ -77,30 +117,7 @@ func (a API) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
 // APIKey is one named server key.
 type APIKey struct {
 	Name string `yaml:"name"`
-	Key  string `yaml:"key"`
-}
-
-// Provider is one configured video provider. Kind selects the adapter; the
-// other fields are that kind's credentials, and a kind rejects fields it does
-// not use.
-type Provider struct {
-	// Kind is the adapter: "jitsi" (more kinds arrive with their adapters).
-	Kind string `yaml:"kind"`
-	// APIURL overrides the provider's base URL (self-hosted servers, tests).
-	// For jitsi it is the Meet server, default "https://meet.jit.si".
-	APIURL string `yaml:"api_url"`
-	// AppID and AppSecret enable token auth on a self-hosted Jitsi: an HS256
-	// JWT is appended to join links as ?jwt=.
-	AppID     string `yaml:"app_id"`
-	AppSecret string `yaml:"app_secret"`
-	// Audience is the JWT "aud" for Jitsi token auth, default "jitsi".
-	Audience string `yaml:"audience"`
-	// Subject is the JWT "sub" for Jitsi token auth, default the host of APIURL.
-	Subject string `yaml:"subject"`
-	// WebhookSecret verifies the provider's status webhooks.
-	WebhookSecret string `yaml:"webhook_secret"`
-	// PreviousWebhookSecret stays valid during a secret rotation.
-	PreviousWebhookSecret string `yaml:"previous_webhook_secret"`
+	Key  string `yaml:"key" secret:"true"`
 }
 
 // Calls holds call-lifecycle limits.
@@ -117,14 +134,56 @@ type Calls struct {
 	GuestJoin *bool `yaml:"guest_join"`
 }
 
+// Rooms is how the room worker creates provider rooms, off the request
+// path.
+type Rooms struct {
+	// Workers is how many rooms are created at once per replica; default 2.
+	Workers int `yaml:"workers"`
+	// MinBackoff, MaxBackoff and MaxAttempts bound retries of temporary
+	// failures (network errors, 5xx, 429); a permanent one fails the call.
+	MinBackoff  time.Duration `yaml:"min_backoff"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	// AttemptTimeout bounds one request to the provider.
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// Deadline bounds the whole effort, from the call's creation.
+	Deadline time.Duration `yaml:"deadline"`
+	// Wait is how long a credential request waits for a room still being
+	// created before it is told to retry (503 with Retry-After).
+	Wait time.Duration `yaml:"wait"`
+	// Poll is how often an idle worker looks for work (wake-ups usually
+	// come sooner).
+	Poll time.Duration `yaml:"poll"`
+}
+
+// Delivery is the card outbox's policy: how cards are kept current on chat
+// platforms.
+type Delivery struct {
+	// Workers is how many deliveries run at once per replica; default 4.
+	Workers int `yaml:"workers"`
+	// MinBackoff doubles per failure up to MaxBackoff, with jitter; a
+	// Retry-After from the platform is honoured when longer.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// MaxAttempts failed attempts park a delivery as dead: visible in the
+	// API and metrics, retried on request.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Rate and Burst pace card edits per destination (a webhook URL, a
+	// channel): Burst at once, then Rate a second.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// Timeout bounds one request to the platform.
+	Timeout time.Duration `yaml:"timeout"`
+	// Lease is how long a claimed delivery stays with one worker; a
+	// replica that dies mid-delivery is taken over after it. Longer than
+	// Timeout.
+	Lease time.Duration `yaml:"lease"`
+	// Poll is how often an idle worker looks for work.
+	Poll time.Duration `yaml:"poll"`
+}
+
 // AllowsGuests reports whether stable links admit guests (default true).
 func (c Calls) AllowsGuests() bool { return c.GuestJoin == nil || *c.GuestJoin }
-
-// Chat is one chat platform connection. The platforms arrive with their
-// adapters; until then every kind is reported as unsupported.
-type Chat struct {
-	Kind string `yaml:"kind"`
-}
 
 // Templates points at a directory whose files override the embedded ones.
 type Templates struct {

@@ -9,7 +9,34 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callgate/callgate/adapters"
+	"github.com/callgate/callgate/adapters/jitsi"
 )
+
+func kindOf(k adapters.ProviderKind) Kind { return Kind{Name: k.Name, NewSettings: k.NewSettings} }
+
+// testKinds is what the binary supports today: jitsi, and no chat platform.
+var testKinds = Kinds{Providers: []Kind{kindOf(jitsi.Kind)}}
+
+// defaults is Default(testKinds), which cannot fail.
+func defaults() *Config {
+	c, err := Default(testKinds)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// jitsiOf returns a provider's jitsi settings.
+func jitsiOf(t *testing.T, b Block) *jitsi.Settings {
+	t.Helper()
+	s, ok := b.Settings.(*jitsi.Settings)
+	if !ok {
+		t.Fatalf("settings %T, want *jitsi.Settings", b.Settings)
+	}
+	return s
+}
 
 // secret is what every environment variable holds in the secret-leak checks.
 const secret = "S3CR3T-from-the-environment-0123456789"
@@ -41,7 +68,7 @@ var parseCases = []parseCase{
 		name: "empty file is the defaults",
 		yaml: "",
 		check: func(t *testing.T, c *Config) {
-			want := Default()
+			want := defaults()
 			want.File = "test.yaml"
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got %+v\nwant %+v", c, want)
@@ -64,7 +91,7 @@ server:
   addr: ":9090"
 `),
 		check: func(t *testing.T, c *Config) {
-			want := Default()
+			want := defaults()
 			want.File = "test.yaml"
 			want.Server.Addr = ":9090"
 			if !reflect.DeepEqual(c, want) {
@@ -101,10 +128,12 @@ providers:
     app_secret: 0123456789abcdef
 `),
 		check: func(t *testing.T, c *Config) {
-			want := map[string]Provider{"own": {
-				Kind: "jitsi", APIURL: "https://meet.example.com", AppID: "callgate",
-				AppSecret: "0123456789abcdef", Audience: "jitsi", Subject: "meet.example.com",
-			}}
+			// The URL's trailing slash and the subject are the adapter's
+			// business, when it is built.
+			want := map[string]Block{"own": {Name: "own", Kind: "jitsi", Line: 2, Settings: &jitsi.Settings{
+				APIURL: "https://meet.example.com/", AppID: "callgate",
+				AppSecret: "0123456789abcdef", Audience: "jitsi",
+			}}}
 			if !reflect.DeepEqual(c.Providers, want) || c.DefaultProvider != "own" {
 				t.Errorf("got %+v default %q", c.Providers, c.DefaultProvider)
 			}
@@ -117,7 +146,7 @@ providers:
   jitsi:
 `),
 		check: func(t *testing.T, c *Config) {
-			if p := c.Providers["jitsi"]; p.Kind != "jitsi" || p.APIURL != "https://meet.jit.si" || c.DefaultProvider != "jitsi" {
+			if p := c.Providers["jitsi"]; p.Kind != "jitsi" || jitsiOf(t, p).APIURL != "https://meet.jit.si" || c.DefaultProvider != "jitsi" {
 				t.Errorf("got %+v default %q", c.Providers, c.DefaultProvider)
 			}
 		},
@@ -193,7 +222,7 @@ default_provider: a
 `),
 		env: map[string]string{"B_SECRET": secret},
 		check: func(t *testing.T, c *Config) {
-			a, b := c.Providers["a"], c.Providers["b"]
+			a, b := jitsiOf(t, c.Providers["a"]), jitsiOf(t, c.Providers["b"])
 			if a.AppID != "callgate" || a.AppSecret != "shared-secret-0123" || a.APIURL != "https://meet.jit.si" {
 				t.Errorf("a = %+v", a)
 			}
@@ -356,7 +385,7 @@ chats:
   other: {}
 `),
 		want: []string{
-			`test.yaml:3: chats.team.kind: chat platform "slack" is not supported yet`,
+			`test.yaml:3: chats.team.kind: "slack" is not a supported chat platform kind (supported: none yet)`,
 			`test.yaml:5: chats.other.kind: required (supported chat platform kinds: none yet)`,
 		},
 	},
@@ -381,7 +410,7 @@ log:
 			if c.Server.Addr != "127.0.0.1:7000" || c.Server.LinkSecret != secret || c.Server.PublicURL != "" {
 				t.Errorf("server %+v", c.Server)
 			}
-			if got := c.Providers["jitsi"].AppSecret; got != "pa$word-${ADDR}-0123456789" {
+			if got := jitsiOf(t, c.Providers["jitsi"]).AppSecret; got != "pa$word-${ADDR}-0123456789" {
 				t.Errorf("app_secret %q", got)
 			}
 			if c.Log.Level != "debug" || c.Log.Format != "json" {
@@ -419,7 +448,7 @@ ${KEY}: x
 		want: []string{
 			"test.yaml:4: providers.jitsi.app_secret: environment variable JITSI_SECRET is not set",
 			"test.yaml:5: providers.jitsi.webhook_secret: environment variable C is not set",
-			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, log, providers, server, store, templates)",
+			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, rooms, server, store, templates)",
 		},
 	},
 	{
@@ -615,7 +644,7 @@ default_provider: Jitsi
 		yaml: "providers:\n  \"a b\": {kind: jitsi}\n\"x\\ny\": 1\n",
 		want: []string{
 			`test.yaml:2: providers."a b": a provider name must use only a-z, 0-9, _ and -`,
-			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, log, providers, server, store, templates)`,
+			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, rooms, server, store, templates)`,
 		},
 	},
 	{
@@ -728,7 +757,7 @@ store:
 func TestParse(t *testing.T) {
 	for _, tc := range parseCases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse("test.yaml", []byte(tc.yaml), envOf(tc.env))
+			c, err := Parse("test.yaml", []byte(tc.yaml), envOf(tc.env), testKinds)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("unexpected error:\n%v", err)
@@ -769,7 +798,7 @@ func TestParse(t *testing.T) {
 // Problems are found section by section (decoding, then validation in its
 // own order) but reported by line.
 func TestProblemsSortedByLine(t *testing.T) {
-	_, err := Parse("t.yaml", []byte("log:\n  level: loud\nserver:\n  addr: nowhere\ncalls:\n  token_ttl: 1s\n"), nil)
+	_, err := Parse("t.yaml", []byte("log:\n  level: loud\nserver:\n  addr: nowhere\ncalls:\n  token_ttl: 1s\n"), nil, testKinds)
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v", err)
@@ -783,39 +812,76 @@ func TestProblemsSortedByLine(t *testing.T) {
 	}
 }
 
+// The outbox and room worker knobs refuse values that would break them.
+func TestWorkerPolicies(t *testing.T) {
+	_, err := Parse("test.yaml", []byte(doc(`
+delivery:
+  rate: 0
+  max_attempts: 0
+  timeout: 10s
+  lease: 5s
+rooms:
+  min_backoff: 2s
+  max_backoff: 1s
+  wait: 1m
+`)), noEnv, testKinds)
+	want := []string{
+		"test.yaml:2: delivery.rate: must be more than 0 and at most 1000 (card edits a second per destination)",
+		"test.yaml:3: delivery.max_attempts: must be between 1 and 100",
+		"test.yaml:5: delivery.lease: must be longer than delivery.timeout, or a slow delivery could be taken over while it still runs",
+		"test.yaml:8: rooms.max_backoff: must not be shorter than rooms.min_backoff",
+		"test.yaml:9: rooms.wait: must be at most 25s: a request waiting longer than that is likely to time out anyway",
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
 func TestDefaults(t *testing.T) {
-	c := Default()
+	c := defaults()
 	yes := true
 	want := &Config{
 		Server: Server{
 			Addr: ":8080", BodyLimit: 1 << 20,
 			ShutdownTimeout: 15 * time.Second, DataDir: "./callgate-data",
+			TrustedProxies: []string{}, MaxHeaderBytes: 32 << 10,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+			RateLimits: RateLimits{
+				AuthFailures: RateLimit{Enabled: &yes, Rate: 0.2, Burst: 20},
+				Join:         RateLimit{Enabled: &yes, Rate: 0.5, Burst: 30},
+				MaxClients:   100000,
+			},
 		},
 		Store: Store{Kind: "sqlite"},
 		API:   API{Enabled: &yes, Keys: []APIKey{}},
-		Providers: map[string]Provider{"jitsi": {
-			Kind: "jitsi", APIURL: "https://meet.jit.si", Audience: "jitsi", Subject: "meet.jit.si",
+		Providers: map[string]Block{"jitsi": {
+			Name: "jitsi", Kind: "jitsi", Line: lineOf(t, DefaultsYAML(), "  jitsi:"),
+			Settings: &jitsi.Settings{APIURL: "https://meet.jit.si", Audience: "jitsi"},
 		}},
 		DefaultProvider: "jitsi",
 		Calls:           Calls{RingTimeout: 120 * time.Second, TokenTTL: time.Hour, GuestJoin: &yes},
-		Chats:           map[string]Chat{},
-		Log:             Log{Level: "info", Format: "text"},
+		Rooms: Rooms{Workers: 2, MinBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxAttempts: 6,
+			AttemptTimeout: 15 * time.Second, Deadline: 2 * time.Minute, Wait: 3 * time.Second, Poll: time.Second},
+		Delivery: Delivery{Workers: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, MaxAttempts: 10,
+			Rate: 1, Burst: 3, Timeout: 10 * time.Second, Lease: 30 * time.Second, Poll: time.Second},
+		Chats: map[string]Block{},
+		Log:   Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
-		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
+		t.Errorf("defaults() =\n%+v\nwant\n%+v", c, want)
 	}
 	// Each call is fresh.
-	c.Providers["x"] = Provider{}
-	if len(Default().Providers) != 1 {
+	c.Providers["x"] = Block{}
+	if len(defaults().Providers) != 1 {
 		t.Error("Default shares state between calls")
 	}
 	// The embedded file is itself a valid configuration file.
-	d, err := Parse("defaults.yaml", DefaultsYAML(), nil)
+	d, err := Parse("defaults.yaml", DefaultsYAML(), nil, testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.File = ""
-	if !reflect.DeepEqual(d, Default()) {
+	if !reflect.DeepEqual(d, defaults()) {
 		t.Errorf("defaults.yaml as a file = %+v", d)
 	}
 }
@@ -826,7 +892,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte("server:\n  addr: \":9000\"\nlog:\n  level: ${LVL}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(path, envOf(map[string]string{"LVL": "warn"}))
+	c, err := Load(path, envOf(map[string]string{"LVL": "warn"}), testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -834,7 +900,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("got %+v", c)
 	}
 
-	_, err = Load(path, envOf(nil))
+	_, err = Load(path, envOf(nil), testKinds)
 	if want := path + ":4: log.level: environment variable LVL is not set"; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}
@@ -843,7 +909,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("errors.As Problem = %+v", p)
 	}
 
-	if _, err := Load(filepath.Join(dir, "missing.yaml"), nil); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), nil, testKinds); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -878,7 +944,7 @@ providers:
 default_provider: zeta
 api:
   keys: [{name: a, key: hunter2hunter2hunter2}]
-`)), nil)
+`)), nil, testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -889,18 +955,18 @@ api:
 	if got := c.Summary(); got != want {
 		t.Errorf("Summary =\n%s\nwant\n%s", got, want)
 	}
-	if got := Default().Summary(); !strings.HasPrefix(got, "config=defaults addr=:8080 ") {
+	if got := defaults().Summary(); !strings.HasPrefix(got, "config=defaults addr=:8080 ") {
 		t.Errorf("default Summary = %s", got)
 	}
 }
 
 func TestEnvFromProcess(t *testing.T) {
 	t.Setenv("CALLGATE_TEST_LEVEL", "error")
-	c, err := Parse("t.yaml", []byte("templates:\n  dir: $${CALLGATE_TEST_LEVEL}x\n"), nil)
+	c, err := Parse("t.yaml", []byte("templates:\n  dir: $${CALLGATE_TEST_LEVEL}x\n"), nil, testKinds)
 	if err != nil || c.Templates.Dir != "${CALLGATE_TEST_LEVEL}x" {
 		t.Fatalf("escape: %v %+v", err, c)
 	}
-	c, err = Parse("t.yaml", []byte("log:\n  level: ${CALLGATE_TEST_LEVEL}\n"), nil)
+	c, err = Parse("t.yaml", []byte("log:\n  level: ${CALLGATE_TEST_LEVEL}\n"), nil, testKinds)
 	if err != nil || c.Log.Level != "error" {
 		t.Fatalf("nil getenv reads the process environment: %v", err)
 	}
@@ -916,7 +982,7 @@ func TestAliasBomb(t *testing.T) {
 	b.WriteString("providers:\n  p:\n    <<: *a29\n")
 	done := make(chan error, 1)
 	go func() {
-		_, err := Parse("bomb.yaml", []byte(b.String()), nil)
+		_, err := Parse("bomb.yaml", []byte(b.String()), nil, testKinds)
 		done <- err
 	}()
 	select {
@@ -941,13 +1007,25 @@ func TestWideAliases(t *testing.T) {
 	}
 	b.WriteString("]\n")
 	start := time.Now()
-	_, err := Parse("wide.yaml", []byte(b.String()), nil)
+	_, err := Parse("wide.yaml", []byte(b.String()), nil, testKinds)
 	if err == nil || !strings.Contains(err.Error(), "too large once its aliases are expanded") {
 		t.Errorf("got %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
 	}
+}
+
+// lineOf is the 1-based line of data that is exactly line.
+func lineOf(t *testing.T, data []byte, line string) int {
+	t.Helper()
+	for i, l := range strings.Split(string(data), "\n") {
+		if l == line {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line %q", line)
+	return 0
 }
 
 func itoa(i int) string {
@@ -978,7 +1056,7 @@ func TestExpand(t *testing.T) {
 		{"${", "", nil, 1},
 		{"${}", "", nil, 1},
 	} {
-		out, names, probs := expand(tc.in, get)
+		out, names, probs := expand(tc.in, get, true)
 		if out != tc.out && tc.probs == 0 || !reflect.DeepEqual(names, tc.names) || len(probs) != tc.probs {
 			t.Errorf("expand(%q) = %q %v %v", tc.in, out, names, probs)
 		}
@@ -992,7 +1070,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(DefaultsYAML())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		getenv := func(string) (string, bool) { return secret, true }
-		c, err := Parse("fuzz.yaml", data, getenv)
+		c, err := Parse("fuzz.yaml", data, getenv, testKinds)
 		if err != nil {
 			if c != nil {
 				t.Fatal("config with error")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -30,8 +31,7 @@ const (
 
 var (
 	durationType = reflect.TypeFor[time.Duration]()
-	providerType = reflect.TypeFor[Provider]()
-	chatType     = reflect.TypeFor[Chat]()
+	blockType    = reflect.TypeFor[Block]()
 )
 
 // position is where a setting was written, and whether its value came from
@@ -41,6 +41,8 @@ type position struct {
 	// env describes an interpolated value ("the value of ${NAME}"); empty
 	// for a value written literally.
 	env string
+	// text is the scalar's text after interpolation; empty for secrets.
+	text string
 }
 
 type decoder struct {
@@ -56,19 +58,32 @@ type decoder struct {
 	pos map[string]position
 	// skip holds the provider and chat blocks ("providers.x") that were
 	// rejected as a whole; validation leaves them alone.
-	skip     map[string]bool
+	skip map[string]bool
+	// secret holds the fields tagged secret:"true"; their values, and
+	// everything below them, are never shown.
+	secret map[string]bool
+	// hidden are the values never to appear in a message: secrets and
+	// values from the environment.
+	hidden []string
+	// families are the kinded maps by field: "providers", "chats".
+	families map[string]family
 	budget   int
 	work     int
 	reported map[*yaml.Node]bool
 }
 
-func newDecoder(file string, getenv func(string) (string, bool)) *decoder {
+func newDecoder(file string, getenv func(string) (string, bool), kinds Kinds) *decoder {
 	return &decoder{
-		file:     file,
-		getenv:   getenv,
-		pos:      map[string]position{},
-		bad:      map[string]bool{},
-		skip:     map[string]bool{},
+		file:   file,
+		getenv: getenv,
+		pos:    map[string]position{},
+		bad:    map[string]bool{},
+		skip:   map[string]bool{},
+		secret: map[string]bool{},
+		families: map[string]family{
+			"providers": {what: "provider", kinds: kinds.Providers},
+			"chats":     {what: "chat platform", kinds: kinds.Chats},
+		},
 		budget:   aliasBudget,
 		work:     workBudget,
 		reported: map[*yaml.Node]bool{},
@@ -96,12 +111,42 @@ func (d *decoder) once(n *yaml.Node, line int, field, msg string) {
 
 // show is how a message may refer to a field's value: quoted when it was
 // written literally, "the value of ${NAME}" when it came from the
-// environment. Never call it for a secret.
+// environment, "the value" for a secret.
 func (d *decoder) show(field, value string) string {
 	if p, ok := d.pos[field]; ok && p.env != "" {
 		return p.env
 	}
+	if d.isSecret(field) {
+		return "the value"
+	}
 	return strconv.Quote(value)
+}
+
+// isSecret reports whether field or one of its parents is tagged secret.
+func (d *decoder) isSecret(field string) bool {
+	for f := field; f != ""; {
+		if d.secret[f] {
+			return true
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			return false
+		}
+		f = f[:i]
+	}
+	return false
+}
+
+// hide blanks out secrets and environment values that a message quotes.
+// Values shorter than 4 bytes are left alone: they would garble every
+// message and hide nothing worth hiding.
+func (d *decoder) hide(msg string) string {
+	for _, h := range d.hidden {
+		if len(h) >= 4 {
+			msg = strings.ReplaceAll(msg, h, "***")
+		}
+	}
+	return msg
 }
 
 // resolve follows an alias to its anchored node. It returns nil when the
@@ -239,17 +284,39 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
 		default:
 			d.add(d.line(field, n), field, d.show(field, s)+" is not true or false")
 		}
-	case t.Kind() == reflect.Int64:
+	case v.CanInt():
 		s, ok := d.text(n, field, "a whole number")
 		if !ok {
 			return
 		}
-		i, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(s), "_", ""), 10, 64)
+		i, err := strconv.ParseInt(number(s), 10, t.Bits())
 		if err != nil {
-			d.add(d.line(field, n), field, d.show(field, s)+" is not a whole number")
+			d.add(d.line(field, n), field, d.show(field, s)+" is not a whole number"+rangeHint(err))
 			return
 		}
 		v.SetInt(i)
+	case v.CanUint():
+		s, ok := d.text(n, field, "a whole number")
+		if !ok {
+			return
+		}
+		i, err := strconv.ParseUint(number(s), 10, t.Bits())
+		if err != nil {
+			d.add(d.line(field, n), field, d.show(field, s)+" is not a whole number of at least 0"+rangeHint(err))
+			return
+		}
+		v.SetUint(i)
+	case v.CanFloat():
+		s, ok := d.text(n, field, "a number")
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(number(s), t.Bits())
+		if err != nil {
+			d.add(d.line(field, n), field, d.show(field, s)+" is not a number"+rangeHint(err))
+			return
+		}
+		v.SetFloat(f)
 	case t.Kind() == reflect.Pointer:
 		e := reflect.New(t.Elem())
 		before := len(d.probs) + d.dropped
@@ -262,7 +329,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
 			d.add(d.line(field, n), field, "expected a mapping of settings, not "+describeNode(n))
 			return
 		}
-		d.fields(d.entries(n, field), v, field, nil, "")
+		d.fields(d.entries(n, field), v, field)
 	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
 		d.mapping(n, v, field)
 	case t.Kind() == reflect.Slice:
@@ -287,6 +354,17 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
 	}
 }
 
+// number is a scalar's text as strconv reads numbers: YAML allows _ as a
+// digit separator.
+func number(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "_", "") }
+
+func rangeHint(err error) string {
+	if errors.Is(err, strconv.ErrRange) {
+		return " (out of range)"
+	}
+	return ""
+}
+
 // line is the line of field when the file wrote it, else the node's.
 func (d *decoder) line(field string, n *yaml.Node) int {
 	if p, ok := d.pos[field]; ok && p.line > 0 {
@@ -302,14 +380,21 @@ func (d *decoder) text(n *yaml.Node, field, want string) (string, bool) {
 		d.add(d.line(field, n), field, "expected "+want+", not "+describeNode(n))
 		return "", false
 	}
-	s, names, probs := expand(n.Value, d.getenv)
+	secret := d.isSecret(field)
+	s, names, probs := expand(n.Value, d.getenv, !secret)
 	p := d.pos[field]
 	if p.line == 0 {
 		p.line = n.Line
 	}
-	p.env = ""
+	p.env, p.text = "", s
 	if len(names) > 0 {
 		p.env = envSource(n.Value, names)
+	}
+	if secret || len(names) > 0 {
+		p.text = ""
+		if s != "" {
+			d.hidden = append(d.hidden, s)
+		}
 	}
 	d.pos[field] = p
 	for _, msg := range probs {
@@ -395,6 +480,9 @@ func (d *decoder) collect(n *yaml.Node, field string, out *[]entry, seen map[str
 // structFields maps a struct type's yaml names to field indexes.
 func structFields(t reflect.Type) (names []string, index map[string]int) {
 	index = map[string]int{}
+	if t.Kind() != reflect.Struct {
+		return nil, index
+	}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -413,24 +501,22 @@ func structFields(t reflect.Type) (names []string, index map[string]int) {
 	return names, index
 }
 
-// fields decodes a mapping's entries into struct v. allowed, when not nil,
-// restricts the settings to those names (a provider kind's), and owner
-// names whose settings they are for messages.
-func (d *decoder) fields(entries []entry, v reflect.Value, field string, allowed []string, owner string) {
-	names, index := structFields(v.Type())
-	known := names
-	if allowed != nil {
-		known = allowed
-	}
+// fields decodes a mapping's entries into struct v.
+func (d *decoder) fields(entries []entry, v reflect.Value, field string) {
+	t := v.Type()
+	names, index := structFields(t)
 	for _, e := range entries {
 		if strings.HasPrefix(e.name, "x-") {
 			continue
 		}
 		f := join(field, e.name)
 		i, ok := index[e.name]
-		if !ok || !slices.Contains(known, e.name) {
-			d.add(e.key.Line, f, unknownField(e.name, known, ok, owner))
+		if !ok {
+			d.add(e.key.Line, f, unknownField(e.name, names))
 			continue
+		}
+		if t.Field(i).Tag.Get("secret") == "true" {
+			d.secret[f] = true
 		}
 		if isNull(d.resolve(e.val)) {
 			continue
@@ -440,13 +526,13 @@ func (d *decoder) fields(entries []entry, v reflect.Value, field string, allowed
 	}
 }
 
-func unknownField(name string, known []string, otherKind bool, owner string) string {
+func unknownField(name string, known []string) string {
 	msg := "unknown field"
-	if otherKind {
-		msg = "not a setting of " + owner
-	}
 	if s := suggest(name, known); s != "" && s != name {
 		return msg + " (did you mean " + s + "?)"
+	}
+	if len(known) == 0 {
+		return msg + " (this kind has no settings)"
 	}
 	sorted := slices.Clone(known)
 	slices.Sort(sorted)
@@ -465,12 +551,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, field string) {
 		f := join(field, e.name)
 		d.pos[f] = position{line: e.key.Line}
 		ev := reflect.New(t.Elem()).Elem()
-		switch t.Elem() {
-		case providerType:
-			d.kindedBlock(e, ev, f, providerBlocks)
-		case chatType:
-			d.kindedBlock(e, ev, f, chatBlocks)
-		default:
+		if fam, ok := d.families[field]; ok && t.Elem() == blockType {
+			ev.Set(reflect.ValueOf(d.kindedBlock(e, f, fam)))
+		} else {
 			d.value(e.val, ev, f)
 		}
 		m.SetMapIndex(reflect.ValueOf(e.name).Convert(t.Key()), ev)
@@ -512,59 +595,50 @@ func (d *decoder) kinded(e entry, field string, known func(string) bool, what st
 	return kind, rest, true
 }
 
-// blockKinds describes one family of kinded blocks (providers, chats).
-type blockKinds struct {
-	what        string                             // "provider", "chat platform"
-	fields      func(kind string) ([]string, bool) // the settings a kind accepts; false for an unknown kind
-	names       func() string                      // the supported kinds, for messages
-	unsupported func(shown string) string          // the message for an unknown kind
-}
-
-var providerBlocks = blockKinds{
-	what: "provider",
-	fields: func(k string) ([]string, bool) {
-		spec, ok := providerKinds[k]
-		return spec.fields, ok
-	},
-	names: func() string { return kindNames(providerKinds) },
-	unsupported: func(shown string) string {
-		return shown + " is not a supported provider kind (supported: " + kindNames(providerKinds) + ")"
-	},
-}
-
-var chatBlocks = blockKinds{
-	what: "chat platform",
-	fields: func(k string) ([]string, bool) {
-		spec, ok := chatKinds[k]
-		return spec.fields, ok
-	},
-	names:       func() string { return kindNames(chatKinds) },
-	unsupported: func(shown string) string { return "chat platform " + shown + " is not supported yet" },
-}
-
-// kindedBlock decodes a provider or chat block into target (a struct with
-// a Kind field): the kind first, then the settings that kind accepts. A
-// block that cannot be decoded is reported and skipped by validation.
-func (d *decoder) kindedBlock(e entry, target reflect.Value, field string, k blockKinds) {
-	known := func(kind string) bool { _, ok := k.fields(kind); return ok }
-	kind, rest, ok := d.kinded(e, field, known, k.what)
+// kindedBlock decodes a provider or chat block: the kind first, then the
+// other settings into a new settings struct of that kind. A block that
+// cannot be decoded is reported, and skipped by validation.
+func (d *decoder) kindedBlock(e entry, field string, fam family) Block {
+	b := Block{Name: e.name, Line: e.key.Line}
+	known := func(kind string) bool { _, ok := fam.find(kind); return ok }
+	kind, rest, ok := d.kinded(e, field, known, fam.what)
 	if !ok {
 		d.skip[field] = true
-		return
+		return b
 	}
-	target.FieldByName("Kind").SetString(kind)
+	b.Kind = kind
 	kf := field + ".kind"
-	fields, ok := k.fields(kind)
+	k, ok := fam.find(kind)
 	switch {
 	case kind == "":
-		d.add(d.line(kf, e.key), kf, "required (supported "+k.what+" kinds: "+k.names()+")")
+		d.add(d.line(kf, e.key), kf, "required (supported "+fam.what+" kinds: "+fam.names()+")")
 	case !ok:
-		d.add(d.line(kf, e.key), kf, k.unsupported(d.show(kf, kind)))
+		d.add(d.line(kf, e.key), kf, d.show(kf, kind)+" is not a supported "+fam.what+" kind (supported: "+fam.names()+")")
 	default:
-		d.fields(rest, target, field, fields, fmt.Sprintf("%s kind %q", k.what, kind))
-		return
+		settings := newSettings(k)
+		if settings == nil {
+			d.add(d.line(kf, e.key), kf, fmt.Sprintf("internal error: %s kind %q: NewSettings must return a pointer to a struct", fam.what, kind))
+			break
+		}
+		d.fields(rest, reflect.ValueOf(settings).Elem(), field)
+		b.Settings = settings
+		return b
 	}
 	d.skip[field] = true
+	return b
+}
+
+// newSettings calls k.NewSettings, returning nil unless it gives a non-nil
+// pointer to a struct.
+func newSettings(k Kind) any {
+	if k.NewSettings == nil {
+		return nil
+	}
+	s := k.NewSettings()
+	if v := reflect.ValueOf(s); !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	return s
 }
 
 // suggest returns the known name nearest to name, or "" when none is close.

@@ -13,8 +13,9 @@ import (
 //
 // It returns the expanded value, the names of the variables it referred to
 // (in order, without repeats), and messages for what is wrong. The messages
-// never contain the value.
-func expand(s string, getenv func(string) (string, bool)) (string, []string, []string) {
+// never contain the value; they quote a malformed name in ${...} only when
+// quote is true (not for a secret, where the text may be the secret).
+func expand(s string, getenv func(string) (string, bool), quote bool) (string, []string, []string) {
 	if !strings.Contains(s, "$") {
 		return s, nil, nil
 	}
@@ -50,7 +51,11 @@ func expand(s string, getenv func(string) (string, bool)) (string, []string, []s
 		i += 2 + end + 1
 		name, fallback, hasFallback := strings.Cut(ref, ":-")
 		if !validEnvName(name) {
-			probs = append(probs, fmt.Sprintf("%q is not a valid environment variable name in ${...} (write $$ for a literal $)", name))
+			if quote {
+				probs = append(probs, fmt.Sprintf("%q is not a valid environment variable name in ${...} (write $$ for a literal $)", name))
+			} else {
+				probs = append(probs, "not a valid environment variable name in ${...} (write $$ for a literal $)")
+			}
 			continue
 		}
 		if !slices.Contains(names, name) {

@@ -28,26 +28,27 @@ const defaultsFile = "defaults.yaml"
 
 // Default returns the configuration the gateway runs on with no YAML at all:
 // the embedded defaults.yaml, decoded and completed by the same code as any
-// file. Each call returns a fresh value.
-func Default() *Config {
-	c, err := Parse(defaultsFile, defaultsYAML, noEnv)
+// file. Each call returns a fresh value. It fails only when kinds lacks a
+// kind the defaults use (jitsi).
+func Default(kinds Kinds) (*Config, error) {
+	c, err := Parse(defaultsFile, defaultsYAML, noEnv, kinds)
 	if err != nil {
-		panic("config: embedded defaults.yaml is invalid:\n" + err.Error())
+		return nil, err
 	}
 	c.File = ""
-	return c
+	return c, nil
 }
 
 // Load reads the YAML file at path and returns it applied on top of the
 // defaults (see Parse). getenv looks up ${NAME} references; nil means
 // os.LookupEnv. A file that cannot be read gives that *fs.PathError; a
 // file with mistakes gives a *Error listing them all.
-func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
+func Load(path string, getenv func(string) (string, bool), kinds Kinds) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data, getenv)
+	return Parse(path, data, getenv, kinds)
 }
 
 // Parse decodes data, named file in messages, on top of the defaults.
@@ -58,26 +59,38 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 // sets no default_provider, a single provider is the default and several
 // require one. Scalar values may use ${NAME}, ${NAME:-fallback} and $$.
 //
-// Derived defaults are filled in: server.public_url from the port of
-// server.addr, and each provider kind's own (jitsi: api_url, audience,
-// subject). Trailing slashes are trimmed from public_url and api_url.
+// Each `providers.<name>` and `chats.<name>` block selects a kind from
+// kinds with `kind:` (or by its name, when that is a kind) and the rest of
+// it is decoded into that kind's settings struct (Kind.NewSettings), which
+// then validates itself (Validator). The result is a Block.
+//
+// A trailing slash is trimmed from server.public_url; kinds derive their
+// own defaults when they are built.
 //
 // On any mistake Parse returns nil and a *Error holding every problem, in
 // order of line. getenv nil means os.LookupEnv.
-func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
+func Parse(file string, data []byte, getenv func(string) (string, bool), kinds Kinds) (*Config, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
 	if file == "" {
 		file = "<config>"
 	}
-	c := base()
-	d := newDecoder(file, getenv)
 	root, probs := parseYAML(file, data)
 	if len(probs) > 0 {
 		return nil, &Error{Problems: probs}
 	}
+	c, baseProbs := base(kinds)
+	d := newDecoder(file, getenv, kinds)
 	d.document(root, c)
+	// The defaults' providers and chats need their kinds only when the
+	// file keeps them.
+	for _, p := range baseProbs {
+		if _, replaced := d.pos[topField(p.Field)]; !replaced || (p.Field != "providers" && p.Field != "chats" &&
+			!strings.HasPrefix(p.Field, "providers.") && !strings.HasPrefix(p.Field, "chats.")) {
+			d.probs = append(d.probs, p)
+		}
+	}
 	finish(c, d)
 	(&validator{d: d}).validate(c)
 	if len(d.probs) > 0 {
@@ -91,19 +104,26 @@ func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Confi
 	return c, nil
 }
 
+// topField is the first part of a field path.
+func topField(field string) string {
+	if i := strings.IndexAny(field, ".["); i >= 0 {
+		return field[:i]
+	}
+	return field
+}
+
 func noEnv(string) (string, bool) { return "", false }
 
 // base decodes the embedded defaults onto a zero Config, without deriving or
-// validating anything: the layer a file is applied on top of.
-func base() *Config {
+// validating anything: the layer a file is applied on top of. Its problems
+// (a kind the defaults use missing from kinds) are returned, for Parse to
+// report unless the file replaces what they concern.
+func base(kinds Kinds) (*Config, []Problem) {
 	root, probs := parseYAML(defaultsFile, defaultsYAML)
-	d := newDecoder(defaultsFile, noEnv)
+	d := newDecoder(defaultsFile, noEnv, kinds)
 	c := &Config{}
 	d.document(root, c)
-	if probs = append(probs, d.probs...); len(probs) > 0 {
-		panic("config: embedded defaults.yaml is invalid:\n" + (&Error{Problems: probs}).Error())
-	}
-	return c
+	return c, append(probs, d.probs...)
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -159,15 +179,5 @@ func finish(c *Config, d *decoder) {
 				c.DefaultProvider = name
 			}
 		}
-	}
-	for name, p := range c.Providers {
-		if d.skip[join("providers", name)] {
-			continue
-		}
-		if k, ok := providerKinds[p.Kind]; ok && k.defaults != nil {
-			k.defaults(&p)
-		}
-		p.APIURL = strings.TrimRight(p.APIURL, "/")
-		c.Providers[name] = p
 	}
 }

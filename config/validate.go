@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,12 +53,14 @@ func (v *validator) validate(c *Config) {
 	v.api(&c.API)
 	v.providers(c)
 	v.calls(&c.Calls)
+	v.rooms(&c.Rooms)
+	v.delivery(&c.Delivery)
 	for _, name := range sortedKeys(c.Chats) {
 		f := join("chats", name)
-		ch := c.Chats[name]
-		if k, ok := chatKinds[ch.Kind]; ok && !v.d.skip[f] && k.validate != nil {
-			k.validate(v, f, &ch)
+		if !validName(name) {
+			v.problem(f, "a chat name must use only a-z, 0-9, _ and -")
 		}
+		v.block(f, c.Chats[name])
 	}
 	v.oneOf("log.level", c.Log.Level, "a log level", "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "a log format", "text", "json")
@@ -77,6 +81,24 @@ func (v *validator) server(s *Server) {
 	if s.ShutdownTimeout < 0 {
 		v.problem("server.shutdown_timeout", "must not be negative")
 	}
+	for i, p := range s.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				v.problem(fmt.Sprintf("server.trusted_proxies[%d]", i), v.show(fmt.Sprintf("server.trusted_proxies[%d]", i), p)+" is not an address or CIDR such as 10.0.0.0/8")
+			}
+		}
+	}
+	v.between("server.max_header_bytes", s.MaxHeaderBytes, 4<<10, 1<<20)
+	for field, d := range map[string]time.Duration{"server.read_header_timeout": s.ReadHeaderTimeout, "server.read_timeout": s.ReadTimeout,
+		"server.write_timeout": s.WriteTimeout, "server.idle_timeout": s.IdleTimeout} {
+		v.positive(field, d)
+	}
+	for field, r := range map[string]RateLimit{"server.rate_limits.auth_failures": s.RateLimits.AuthFailures, "server.rate_limits.join": s.RateLimits.Join} {
+		if r.IsEnabled() && (r.Rate <= 0 || r.Burst < 1) {
+			v.problem(field, "rate must be more than 0 and burst at least 1 (or enabled: false)")
+		}
+	}
+	v.between("server.rate_limits.max_clients", s.RateLimits.MaxClients, 100, 10_000_000)
 	v.rotation("server.link_secret", s.LinkSecret, "server.previous_link_secret", s.PreviousLinkSecret, 32)
 }
 
@@ -186,20 +208,7 @@ func (v *validator) providers(c *Config) {
 		if !validName(name) {
 			v.problem(f, "a provider name must use only a-z, 0-9, _ and -")
 		}
-		if v.d.skip[f] {
-			continue
-		}
-		p := c.Providers[name]
-		kind, ok := providerKinds[p.Kind]
-		if !ok {
-			continue
-		}
-		if p.APIURL != "" {
-			v.httpURL(f+".api_url", p.APIURL)
-		}
-		if kind.validate != nil {
-			kind.validate(v, f, &p)
-		}
+		v.block(f, c.Providers[name])
 	}
 	list := strings.Join(names, ", ")
 	switch _, ok := c.Providers[c.DefaultProvider]; {
@@ -210,6 +219,116 @@ func (v *validator) providers(c *Config) {
 	case !ok:
 		v.problem("default_provider", v.show("default_provider", c.DefaultProvider)+" is not a configured provider (configured: "+list+")", "providers")
 	}
+}
+
+// block runs a decoded block's own validation (Validator), turning its
+// relative fields into paths under field.
+func (v *validator) block(field string, b Block) {
+	if b.Settings == nil || v.d.skip[field] {
+		return
+	}
+	val, ok := b.Settings.(Validator)
+	if !ok {
+		if _, has := reflect.TypeOf(b.Settings).MethodByName("Validate"); has {
+			v.problem(field+".kind", fmt.Sprintf("internal error: %T has a Validate method that does not match config.Validator", b.Settings))
+		}
+		return
+	}
+	settings := reflect.ValueOf(b.Settings).Elem()
+	under := func(rel string) string {
+		switch {
+		case rel == "":
+			return field
+		case rel[0] == '[':
+			return field + rel
+		}
+		return field + "." + rel
+	}
+	val.Validate(func(rel, msg string, near ...string) {
+		f := under(rel)
+		if strings.Contains(msg, Value) {
+			msg = strings.ReplaceAll(msg, Value, v.value(f, settings, rel))
+		}
+		nf := make([]string, len(near))
+		for i, n := range near {
+			nf[i] = under(n)
+		}
+		v.problem(f, v.d.hide(msg), nf...)
+	})
+}
+
+// value is how a kind's message shows the value of field (rel within the
+// settings struct s): as written or from the environment (see show), else
+// the default's value, quoted; never a secret.
+func (v *validator) value(field string, s reflect.Value, rel string) string {
+	p, written := v.d.pos[field]
+	if written && p.env != "" {
+		return p.env
+	}
+	fv, secret, found := lookup(s, rel)
+	switch {
+	case secret || v.d.isSecret(field) || !found && !written:
+		return "the value"
+	case written && p.text != "":
+		return strconv.Quote(p.text)
+	case fv.Kind() == reflect.String:
+		return strconv.Quote(fv.String())
+	}
+	return strconv.Quote(fmt.Sprint(fv.Interface()))
+}
+
+// lookup finds the value at a relative field path ("a.b[2].c") in v, and
+// whether a field on the way is tagged secret.
+func lookup(v reflect.Value, path string) (val reflect.Value, secret, ok bool) {
+	for path != "" {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return v, secret, false
+			}
+			v = v.Elem()
+		}
+		if path[0] == '[' {
+			end := strings.IndexByte(path, ']')
+			i, err := strconv.Atoi(path[1:max(end, 1)])
+			if end < 0 || err != nil || v.Kind() != reflect.Slice || i < 0 || i >= v.Len() {
+				return v, secret, false
+			}
+			v, path = v.Index(i), path[end+1:]
+			continue
+		}
+		path = strings.TrimPrefix(path, ".")
+		name := path
+		if i := strings.IndexAny(path, ".["); i >= 0 {
+			name, path = path[:i], path[i:]
+		} else {
+			path = ""
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			_, index := structFields(v.Type())
+			i, found := index[name]
+			if !found {
+				return v, secret, false
+			}
+			secret = secret || v.Type().Field(i).Tag.Get("secret") == "true"
+			v = v.Field(i)
+		case reflect.Map:
+			if v.Type().Key().Kind() != reflect.String {
+				return v, secret, false
+			}
+			e := v.MapIndex(reflect.ValueOf(name).Convert(v.Type().Key()))
+			if !e.IsValid() {
+				return v, secret, false
+			}
+			v = e
+		default:
+			return v, secret, false
+		}
+	}
+	for v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	return v, secret, v.IsValid()
 }
 
 func validName(name string) bool {
@@ -251,4 +370,50 @@ func sortedKeys[T any](m map[string]T) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func (v *validator) rooms(r *Rooms) {
+	v.between("rooms.workers", r.Workers, 1, 64)
+	v.backoff("rooms", r.MinBackoff, r.MaxBackoff, r.MaxAttempts)
+	v.positive("rooms.attempt_timeout", r.AttemptTimeout)
+	v.positive("rooms.deadline", r.Deadline)
+	v.positive("rooms.wait", r.Wait)
+	v.positive("rooms.poll", r.Poll)
+	if r.Wait > 25*time.Second {
+		v.problem("rooms.wait", "must be at most 25s: a request waiting longer than that is likely to time out anyway")
+	}
+}
+
+func (v *validator) delivery(d *Delivery) {
+	v.between("delivery.workers", d.Workers, 1, 64)
+	v.backoff("delivery", d.MinBackoff, d.MaxBackoff, d.MaxAttempts)
+	if d.Rate <= 0 || d.Rate > 1000 {
+		v.problem("delivery.rate", "must be more than 0 and at most 1000 (card edits a second per destination)")
+	}
+	v.between("delivery.burst", d.Burst, 1, 1000)
+	v.positive("delivery.timeout", d.Timeout)
+	v.positive("delivery.poll", d.Poll)
+	if d.Lease <= d.Timeout {
+		v.problem("delivery.lease", "must be longer than delivery.timeout, or a slow delivery could be taken over while it still runs")
+	}
+}
+
+func (v *validator) backoff(section string, minB, maxB time.Duration, attempts int) {
+	v.positive(section+".min_backoff", minB)
+	if maxB < minB {
+		v.problem(section+".max_backoff", "must not be shorter than "+section+".min_backoff")
+	}
+	v.between(section+".max_attempts", attempts, 1, 100)
+}
+
+func (v *validator) positive(field string, d time.Duration) {
+	if d <= 0 {
+		v.problem(field, "must be more than 0")
+	}
+}
+
+func (v *validator) between(field string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.problem(field, fmt.Sprintf("must be between %d and %d", lo, hi))
+	}
 }

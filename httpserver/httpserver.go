@@ -6,10 +6,13 @@ package httpserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +33,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when set, is sent as the Retry-After header (whole
+	// seconds, at least 1).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -58,6 +64,13 @@ type Options struct {
 	BodyLimit int64 // bytes; default 1 MiB
 	Ready     Pinger
 	Registry  *prometheus.Registry // nil: a new one
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed
+	// when telling a request's client address (rate limits, logs). Empty:
+	// the client is the TCP peer, and X-Forwarded-For is ignored.
+	TrustedProxies []netip.Prefix
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	// Empty: /metrics is open to whoever reaches the port.
+	MetricsToken string
 }
 
 // Server is the Echo instance and the metrics registry it reports to.
@@ -83,6 +96,7 @@ func New(opts Options) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 	s := &Server{Echo: e, Registry: opts.Registry, log: opts.Logger}
 	e.HTTPErrorHandler = s.handleError
 
@@ -114,7 +128,7 @@ func New(opts Options) *Server {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})), requireToken(opts.MetricsToken))
 	return s
 }
 
@@ -139,6 +153,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	body.Error.Code, body.Error.Message = apiErr.Code, apiErr.Message
 	if apiErr.Status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="callgate"`)
+	}
+	if apiErr.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(apiErr.RetryAfter.Round(time.Second)/time.Second))))
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(apiErr.Status)
@@ -256,6 +273,25 @@ func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
 					err = NewError(http.StatusInternalServerError, "internal", "internal error")
 				}
 			}()
+			return next(c)
+		}
+	}
+}
+
+// requireToken guards a route with a bearer token (none: open), compared in
+// constant time.
+func requireToken(token string) echo.MiddlewareFunc {
+	want := sha256.Sum256([]byte(token))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return next(c)
+			}
+			scheme, got, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+			sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+			if !strings.EqualFold(scheme, "bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				return NewError(http.StatusUnauthorized, "unauthenticated", "this endpoint needs \"Authorization: Bearer <metrics token>\"")
+			}
 			return next(c)
 		}
 	}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -117,5 +119,62 @@ func TestHealthAndMetrics(t *testing.T) {
 	res, _ = http.Get(down.URL + "/readyz")
 	if status, code, _ := errorOf(t, res); status != 503 || code != "not_ready" {
 		t.Fatalf("readyz with the store down: %d %s", status, code)
+	}
+}
+
+// TestLimiterMemoryIsBounded: idle buckets are forgotten and the map never
+// holds more than MaxClients.
+func TestLimiterMemoryIsBounded(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	l := NewLimiter(RateLimit{Rate: 1, Burst: 10, MaxClients: 100}, RateLimit{}, func() time.Time { return now })
+	for i := range 1000 {
+		l.Charge(fmt.Sprintf("198.51.100.%d/%d", i%256, i))
+		if l.Len() > 100 {
+			t.Fatalf("%d clients tracked, MaxClients is 100", l.Len())
+		}
+	}
+	for range 10 {
+		l.Charge("busy")
+	}
+	if _, ok := l.Charge("busy"); ok {
+		t.Fatal("the 11th charge within a second was allowed")
+	}
+	if wait, blocked := l.Blocked("busy"); !blocked || wait <= 0 || wait > time.Second {
+		t.Fatalf("Blocked = %v, %v", wait, blocked)
+	}
+	now = now.Add(11 * time.Second) // every bucket is full again
+	l.Charge("new")
+	if l.Len() != 1 {
+		t.Fatalf("%d clients tracked after everyone went idle, want 1", l.Len())
+	}
+	if _, blocked := l.Blocked("busy"); blocked {
+		t.Fatal("a forgotten client is still blocked")
+	}
+}
+
+func TestMetricsToken(t *testing.T) {
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MetricsToken: "metrics-secret"})
+	ts := httptest.NewServer(s.Echo)
+	t.Cleanup(ts.Close)
+	for _, tt := range []struct {
+		auth string
+		want int
+	}{{"", 401}, {"Bearer wrong", 401}, {"metrics-secret", 401}, {"Bearer metrics-secret", 200}, {"bearer metrics-secret", 200}} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tt.want {
+			t.Errorf("Authorization %q: %d, want %d", tt.auth, res.StatusCode, tt.want)
+		}
+	}
+	// /healthz stays open for probes.
+	if res, _ := http.Get(ts.URL + "/healthz"); res.StatusCode != 200 {
+		t.Fatalf("healthz: %d", res.StatusCode)
 	}
 }

@@ -6,6 +6,7 @@ package joinlink
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -104,4 +105,27 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		lastErr = err
 	}
 	return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, lastErr)
+}
+
+// Links builds the gateway's join links: the stable link a card shows and
+// personal links signed for one person.
+type Links struct {
+	// PublicURL is the gateway's external base URL, without trailing slash.
+	PublicURL string
+	Signer    *Signer
+}
+
+// Stable returns the call's stable link, /join/{id}.
+func (l Links) Stable(callID string) string {
+	return l.PublicURL + "/join/" + url.PathEscape(callID)
+}
+
+// Personal returns a link that admits only the claims' user until the
+// claims' expiry.
+func (l Links) Personal(c Claims) (string, error) {
+	tok, err := l.Signer.Sign(c)
+	if err != nil {
+		return "", err
+	}
+	return l.Stable(c.CallID) + "?t=" + url.QueryEscape(tok), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ var snapshot = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead
 // callCols are the columns of calls in the order callArgs encodes them.
 // room_name is written but not read back: room carries the name.
 var callCols = []string{"id", "type", "state", "provider", "title", "created_by", "room",
-	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "seqs", "version", "room_name"}
+	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "guests", "version", "room_name"}
 
 var (
 	insertCall = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `) VALUES (` + marks(len(callCols)) + `) ON CONFLICT (id) DO NOTHING`
@@ -45,15 +46,20 @@ const chunk = 500
 
 // CreateCall stores c and its events unless a call with its id exists, and
 // returns the stored call either way. The id is normalised and the stored
-// call starts at Version 1; times are kept in UTC to the microsecond.
+// call starts at Version 1; times are kept in UTC to the microsecond. Its
+// surfaces are due at once, and so is its room job when it has no room.
 func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event) (calls.Call, bool, error) {
 	id, err := calls.NormalizeID(c.ID)
 	if err != nil {
 		return calls.Call{}, false, fmt.Errorf("store: create call: %w", err)
 	}
-	c = c.Canonical()
+	c = storedForm(c)
 	c.ID = id
 	c.Version = 1
+	due := dueAt(c.UpdatedAt)
+	for i := range c.Surfaces {
+		c.Surfaces[i].Delivery = calls.SurfaceDelivery{Wanted: c.Version, NextAttemptAt: due}
+	}
 	evs, err := ownEvents(id, events)
 	if err != nil {
 		return calls.Call{}, false, err
@@ -88,8 +94,19 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		}
 		return stored, false, nil
 	}
-	if err := s.writeChildren(ctx, tx, &c, false); err != nil {
+	if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {
 		return calls.Call{}, false, err
+	}
+	if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
+		return calls.Call{}, false, err
+	}
+	if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
+		return calls.Call{}, false, err
+	}
+	if needsRoom(&c) {
+		if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
+			return calls.Call{}, false, err
+		}
 	}
 	if err := s.insertEvents(ctx, tx, evs); err != nil {
 		return calls.Call{}, false, err
@@ -114,6 +131,27 @@ func (s *SQL) GetCall(ctx context.Context, id string) (calls.Call, error) {
 	}
 	defer tx.Rollback() // read-only: nothing to commit
 	return s.loadCall(ctx, tx, nid, false)
+}
+
+// FindBySurface returns the newest call that is not over and is shown on
+// the surface, or an error wrapping calls.ErrNotFound.
+func (s *SQL) FindBySurface(ctx context.Context, key calls.SurfaceKey) (calls.Call, error) {
+	tx, err := s.r.BeginTx(ctx, snapshot)
+	if err != nil {
+		return calls.Call{}, fmt.Errorf("store: find call by surface: begin: %w", err)
+	}
+	defer tx.Rollback()
+	var id string
+	err = tx.QueryRowContext(ctx, s.d.q(`SELECT c.id FROM call_surfaces s JOIN calls c ON c.id = s.call_id
+		WHERE s.chat = ? AND s.workspace = ? AND s.channel = ? AND c.state NOT IN ('rejected', 'missed', 'ended', 'failed')
+		ORDER BY c.created_at DESC, c.id DESC LIMIT 1`), key.Chat, key.Workspace, key.Channel).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return calls.Call{}, fmt.Errorf("store: no live call on %s: %w", key, calls.ErrNotFound)
+	}
+	if err != nil {
+		return calls.Call{}, fmt.Errorf("store: find call by surface: %w", err)
+	}
+	return s.loadCall(ctx, tx, id, false)
 }
 
 // FindByRoom returns the newest call at the provider whose room is named
@@ -142,11 +180,12 @@ func (s *SQL) FindByRoom(ctx context.Context, provider, room string) (calls.Call
 
 // UpdateCall runs change on a copy of the call while holding the call's
 // row (PostgreSQL) or the database's write lock (SQLite), then stores the
-// result with Version+1 and the events change returned. An error from
-// change is returned as is, and nothing is written; so is nothing when
-// change returns no events. change must not call the store to write: it
-// would wait for the lock its own caller holds.
-func (s *SQL) UpdateCall(ctx context.Context, id string, change func(*calls.Call) ([]calls.Event, error)) (calls.Call, error) {
+// result with Version+1 and the events change returned, writing only what
+// differs from the call as loaded. An error from change is returned as is,
+// and nothing is written; when change returns no events only the mark is.
+// change must not call the store to write: it would wait for the lock its
+// own caller holds.
+func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error)) (calls.Call, error) {
 	nid, err := lookupID(id)
 	if err != nil {
 		return calls.Call{}, err
@@ -157,6 +196,13 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, change func(*calls.Call
 	}
 	defer tx.Rollback()
 
+	// The mark goes first: a concurrent redelivery waits here on the
+	// mark's key, and finds it taken once this transaction commits.
+	if mark != nil {
+		if err := s.insertMark(ctx, tx, *mark); err != nil {
+			return calls.Call{}, err
+		}
+	}
 	cur, err := s.loadCall(ctx, tx, nid, true)
 	if err != nil {
 		return calls.Call{}, err
@@ -167,33 +213,27 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, change func(*calls.Call
 		return calls.Call{}, err
 	}
 	if len(events) == 0 {
+		if mark == nil {
+			return cur, nil
+		}
+		if err := tx.Commit(); err != nil {
+			return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
+		}
 		return cur, nil
 	}
 	if next.ID != cur.ID {
 		return calls.Call{}, fmt.Errorf("store: update call %s: %w: change altered the call id to %q", nid, calls.ErrInvalidInput, next.ID)
 	}
-	next = next.Canonical()
+	next = storedForm(next)
 	next.Version = cur.Version + 1
 	evs, err := ownEvents(nid, events)
 	if err != nil {
 		return calls.Call{}, err
 	}
-	args, err := callArgs(s.d, &next)
-	if err != nil {
+	if err := s.writeCallRow(ctx, tx, &next, cur.Version); err != nil {
 		return calls.Call{}, err
 	}
-	// The version check cannot fail while the row is locked; it is there so
-	// that a mistake in locking shows up as an error, not a lost update.
-	res, err := tx.ExecContext(ctx, s.d.q(updateCall), append(args[1:], nid, cur.Version)...)
-	if err != nil {
-		return calls.Call{}, fmt.Errorf("store: update call %s: %w", nid, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return calls.Call{}, fmt.Errorf("store: update call %s: %w", nid, err)
-	} else if n != 1 {
-		return calls.Call{}, fmt.Errorf("store: update call %s: version %d changed underneath the update", nid, cur.Version)
-	}
-	if err := s.writeChildren(ctx, tx, &next, true); err != nil {
+	if err := s.writeChanges(ctx, tx, &cur, &next); err != nil {
 		return calls.Call{}, err
 	}
 	if err := s.insertEvents(ctx, tx, evs); err != nil {
@@ -204,6 +244,83 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, change func(*calls.Call
 	}
 	setSeqs(events, evs)
 	return next, nil
+}
+
+// writeCallRow stores c's calls row over the one at version prev.
+func (s *SQL) writeCallRow(ctx context.Context, tx *sql.Tx, c *calls.Call, prev int64) error {
+	args, err := callArgs(s.d, c)
+	if err != nil {
+		return err
+	}
+	// The version check cannot fail while the row is locked; it is there so
+	// that a mistake in locking shows up as an error, not a lost update.
+	res, err := tx.ExecContext(ctx, s.d.q(updateCall), append(args[1:], c.ID, prev)...)
+	if err != nil {
+		return fmt.Errorf("store: update call %s: %w", c.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: update call %s: %w", c.ID, err)
+	} else if n != 1 {
+		return fmt.Errorf("store: update call %s: version %d changed underneath the update", c.ID, prev)
+	}
+	return nil
+}
+
+// writeChanges writes the children that differ between cur (as loaded)
+// and next (as changed, at its new version), and sets next's surfaces to
+// what is stored for them.
+func (s *SQL) writeChanges(ctx context.Context, tx *sql.Tx, cur, next *calls.Call) error {
+	if !slices.Equal(cur.Members, next.Members) {
+		if err := s.writeMembers(ctx, tx, next.ID, next.Members, true); err != nil {
+			return err
+		}
+	}
+	if err := s.writeRoster(ctx, tx, next.ID, rosterRows(cur), rosterRows(next)); err != nil {
+		return err
+	}
+	if err := s.writeSurfaces(ctx, tx, cur, next); err != nil {
+		return err
+	}
+	return s.syncRoomJob(ctx, tx, cur, next)
+}
+
+// writeSurfaces inserts the surfaces next has and cur lacks, and makes
+// every surface of the call want next's version. A change never removes a
+// surface, so next's surfaces become cur's followed by the new ones.
+func (s *SQL) writeSurfaces(ctx context.Context, tx *sql.Tx, cur, next *calls.Call) error {
+	due := dueAt(next.UpdatedAt)
+	var added []calls.Surface
+	for _, sf := range next.Surfaces {
+		if !cur.HasSurface(sf.Key()) {
+			sf.Delivery = calls.SurfaceDelivery{Wanted: next.Version, NextAttemptAt: due}
+			added = append(added, sf)
+		}
+	}
+	if len(added) > 0 {
+		var pos int
+		if err := tx.QueryRowContext(ctx, s.d.q(`SELECT COALESCE(MAX(pos) + 1, 0) FROM call_surfaces WHERE call_id = ?`), next.ID).Scan(&pos); err != nil {
+			return fmt.Errorf("store: write call %s surfaces: %w", next.ID, err)
+		}
+		if err := s.insertSurfaces(ctx, tx, next.ID, pos, added); err != nil {
+			return err
+		}
+	}
+	if len(cur.Surfaces) > 0 {
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE call_surfaces SET wanted_version = ? WHERE call_id = ? AND wanted_version < ?`),
+			next.Version, next.ID, next.Version); err != nil {
+			return fmt.Errorf("store: write call %s surfaces: %w", next.ID, err)
+		}
+	}
+	sfs := make([]calls.Surface, 0, len(cur.Surfaces)+len(added))
+	for _, sf := range cur.Surfaces {
+		sf.Delivery.Wanted = max(sf.Delivery.Wanted, next.Version)
+		sfs = append(sfs, sf)
+	}
+	next.Surfaces = append(sfs, added...)
+	if len(next.Surfaces) == 0 {
+		next.Surfaces = nil
+	}
+	return nil
 }
 
 // ListCalls returns calls in one of states (none when states is empty)
@@ -313,30 +430,6 @@ func (s *SQL) CountByState(ctx context.Context) (map[calls.State]int64, error) {
 	return out, nil
 }
 
-// MarkDelivery records the delivery and reports whether it was new. The
-// primary key decides between concurrent marks of one delivery.
-func (s *SQL) MarkDelivery(ctx context.Context, source, deliveryID string, at time.Time) (bool, error) {
-	res, err := s.w.ExecContext(ctx, s.d.q(`INSERT INTO deliveries (source, delivery_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (source, delivery_id) DO NOTHING`),
-		source, deliveryID, s.d.timeArg(at))
-	if err != nil {
-		return false, fmt.Errorf("store: mark delivery from %s: %w", source, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("store: mark delivery from %s: %w", source, err)
-	}
-	return n == 1, nil
-}
-
-// ForgetDelivery removes the delivery's mark so a retry of it counts as
-// new; forgetting a delivery never marked is not an error.
-func (s *SQL) ForgetDelivery(ctx context.Context, source, deliveryID string) error {
-	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM deliveries WHERE source = ? AND delivery_id = ?`), source, deliveryID); err != nil {
-		return fmt.Errorf("store: forget delivery from %s: %w", source, err)
-	}
-	return nil
-}
-
 // loadCall reads one call with its children, locking its row until the
 // transaction ends when lock is set.
 func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (calls.Call, error) {
@@ -355,140 +448,6 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 		return calls.Call{}, err
 	}
 	return c, nil
-}
-
-// loadChildren fills in members, participants and surfaces of cs with one
-// query per table (per chunk of calls), not one per call.
-func (s *SQL) loadChildren(ctx context.Context, q querier, cs []*calls.Call) error {
-	for len(cs) > 0 {
-		n := min(len(cs), chunk)
-		if err := s.loadChildrenChunk(ctx, q, cs[:n]); err != nil {
-			return err
-		}
-		cs = cs[n:]
-	}
-	return nil
-}
-
-func (s *SQL) loadChildrenChunk(ctx context.Context, q querier, cs []*calls.Call) error {
-	byID := make(map[string]*calls.Call, len(cs))
-	ids := make([]any, len(cs))
-	for i, c := range cs {
-		byID[c.ID] = c
-		ids[i] = c.ID
-	}
-	in := ` WHERE call_id IN (` + marks(len(ids)) + `) ORDER BY call_id, pos`
-
-	err := s.eachRow(ctx, q, `SELECT call_id, user_id, role FROM call_members`+in, ids, func(r *sql.Rows) error {
-		var id, role string
-		var m calls.Member
-		if err := r.Scan(&id, &m.UserID, &role); err != nil {
-			return err
-		}
-		m.Role = calls.Role(role)
-		c := byID[id]
-		c.Members = append(c.Members, m)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: read call members: %w", err)
-	}
-	err = s.eachRow(ctx, q, `SELECT call_id, identity, name, joined_at FROM call_participants`+in, ids, func(r *sql.Rows) error {
-		var id string
-		var p calls.Participant
-		if err := r.Scan(&id, &p.Identity, &p.Name, timeCol{&p.JoinedAt}); err != nil {
-			return err
-		}
-		c := byID[id]
-		c.Participants = append(c.Participants, p)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: read call participants: %w", err)
-	}
-	err = s.eachRow(ctx, q, `SELECT call_id, platform, workspace, channel, message_id FROM call_surfaces`+in, ids, func(r *sql.Rows) error {
-		var id string
-		var sf calls.Surface
-		if err := r.Scan(&id, &sf.Platform, &sf.Workspace, &sf.Channel, &sf.MessageID); err != nil {
-			return err
-		}
-		c := byID[id]
-		c.Surfaces = append(c.Surfaces, sf)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: read call surfaces: %w", err)
-	}
-	return nil
-}
-
-func (s *SQL) eachRow(ctx context.Context, q querier, query string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := q.QueryContext(ctx, s.d.q(query), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// writeChildren stores c's members, participants and surfaces, replacing
-// those stored before when replace is set. Replacing whole lists is simpler
-// than diffing them and keeps their order exact; the lists are short.
-func (s *SQL) writeChildren(ctx context.Context, tx *sql.Tx, c *calls.Call, replace bool) error {
-	if replace {
-		for _, table := range []string{"call_members", "call_participants", "call_surfaces"} {
-			if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM `+table+` WHERE call_id = ?`), c.ID); err != nil {
-				return fmt.Errorf("store: write call %s: clear %s: %w", c.ID, table, err)
-			}
-		}
-	}
-	members := make([][]any, len(c.Members))
-	for i, m := range c.Members {
-		members[i] = []any{c.ID, i, m.UserID, string(m.Role)}
-	}
-	if err := s.insertRows(ctx, tx, `call_members (call_id, pos, user_id, role)`, members); err != nil {
-		return fmt.Errorf("store: write call %s members: %w", c.ID, err)
-	}
-	parts := make([][]any, len(c.Participants))
-	for i, p := range c.Participants {
-		parts[i] = []any{c.ID, i, p.Identity, p.Name, s.d.timeArg(p.JoinedAt)}
-	}
-	if err := s.insertRows(ctx, tx, `call_participants (call_id, pos, identity, name, joined_at)`, parts); err != nil {
-		return fmt.Errorf("store: write call %s participants: %w", c.ID, err)
-	}
-	surfaces := make([][]any, len(c.Surfaces))
-	for i, sf := range c.Surfaces {
-		surfaces[i] = []any{c.ID, i, sf.Platform, sf.Workspace, sf.Channel, sf.MessageID}
-	}
-	if err := s.insertRows(ctx, tx, `call_surfaces (call_id, pos, platform, workspace, channel, message_id)`, surfaces); err != nil {
-		return fmt.Errorf("store: write call %s surfaces: %w", c.ID, err)
-	}
-	return nil
-}
-
-// insertRows inserts rows of equal width with multi-row VALUES statements.
-func (s *SQL) insertRows(ctx context.Context, tx *sql.Tx, into string, rows [][]any) error {
-	for len(rows) > 0 {
-		width := len(rows[0])
-		n := min(len(rows), chunk/width)
-		tuple := `(` + marks(width) + `)`
-		tuples := make([]string, n)
-		args := make([]any, 0, n*width)
-		for i, r := range rows[:n] {
-			tuples[i] = tuple
-			args = append(args, r...)
-		}
-		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO `+into+` VALUES `+strings.Join(tuples, ", ")), args...); err != nil {
-			return err
-		}
-		rows = rows[n:]
-	}
-	return nil
 }
 
 // insertEvents appends events to the log, one statement each so the
@@ -521,11 +480,11 @@ func scanCall(r rowScanner) (calls.Call, error) {
 	var (
 		c          calls.Call
 		typ, state string
-		room, seqs []byte
+		room       []byte
 	)
 	err := r.Scan(&c.ID, &typ, &state, &c.Provider, &c.Title, &c.CreatedBy, &room,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.StateChangedAt}, nullTimeCol{&c.EndedAt},
-		&c.EndReason, &seqs, &c.Version)
+		&c.EndReason, &c.Guests, &c.Version)
 	if err != nil {
 		return calls.Call{}, err
 	}
@@ -533,14 +492,8 @@ func scanCall(r rowScanner) (calls.Call, error) {
 	if err := json.Unmarshal(room, &c.Room); err != nil {
 		return calls.Call{}, fmt.Errorf("call %s: decode room: %w", c.ID, err)
 	}
-	if err := json.Unmarshal(seqs, &c.Seqs); err != nil {
-		return calls.Call{}, fmt.Errorf("call %s: decode roster marks: %w", c.ID, err)
-	}
 	if len(c.Room.Data) == 0 {
 		c.Room.Data = nil
-	}
-	if len(c.Seqs) == 0 {
-		c.Seqs = nil
 	}
 	return c, nil
 }
@@ -551,19 +504,11 @@ func callArgs(d dialect, c *calls.Call) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: call %s: encode room: %w", c.ID, err)
 	}
-	seqs := c.Seqs
-	if seqs == nil {
-		seqs = map[string]calls.RosterMark{}
-	}
-	marksJSON, err := json.Marshal(seqs)
-	if err != nil {
-		return nil, fmt.Errorf("store: call %s: encode roster marks: %w", c.ID, err)
-	}
 	// JSON goes in as text: a TEXT column in SQLite, and PostgreSQL parses
 	// text into JSONB.
 	return []any{c.ID, string(c.Type), string(c.State), c.Provider, c.Title, c.CreatedBy, string(room),
 		d.timeArg(c.CreatedAt), d.timeArg(c.UpdatedAt), d.timeArg(c.StateChangedAt), d.nullTimeArg(c.EndedAt),
-		c.EndReason, string(marksJSON), c.Version, c.Room.Name}, nil
+		c.EndReason, c.Guests, c.Version, c.Room.Name}, nil
 }
 
 // ownEvents copies events for storing with the call id: an event without a
@@ -601,4 +546,95 @@ func marks(n int) string {
 		return ""
 	}
 	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// storedForm is c as the store keeps and returns it: canonical, the roster
+// in (JoinedAt, Identity) order as it is read back, marks with Seq 0 (which
+// carry nothing) dropped, and surfaces once per key without delivery state,
+// which the store owns.
+func storedForm(c calls.Call) calls.Call {
+	c = c.Canonical()
+	slices.SortStableFunc(c.Participants, func(a, b calls.Participant) int {
+		if n := a.JoinedAt.Compare(b.JoinedAt); n != 0 {
+			return n
+		}
+		return strings.Compare(a.Identity, b.Identity)
+	})
+	for id, m := range c.Seqs {
+		if m.Seq == 0 {
+			delete(c.Seqs, id)
+		}
+	}
+	if len(c.Seqs) == 0 {
+		c.Seqs = nil
+	}
+	var sfs []calls.Surface
+	seen := map[calls.SurfaceKey]bool{}
+	for _, sf := range c.Surfaces {
+		if seen[sf.Key()] {
+			continue
+		}
+		seen[sf.Key()] = true
+		sf.Delivery = calls.SurfaceDelivery{}
+		sfs = append(sfs, sf)
+	}
+	c.Surfaces = sfs
+	return c
+}
+
+// dueAt is when work caused by a change at t is first due: at t, or now if
+// t is in the future, so "due at once" holds whatever clock the caller used.
+func dueAt(t time.Time) time.Time {
+	if now := time.Now(); t.After(now) {
+		t = now
+	}
+	return utcMicro(t)
+}
+
+// needsRoom reports whether the store keeps a room job for c.
+func needsRoom(c *calls.Call) bool { return c.Room.Name == "" && !c.State.Terminal() }
+
+// syncRoomJob keeps a room job exactly while the call needs a room: the
+// transaction that stores the room or ends the call removes it.
+func (s *SQL) syncRoomJob(ctx context.Context, tx *sql.Tx, cur, next *calls.Call) error {
+	switch had, wants := needsRoom(cur), needsRoom(next); {
+	case had && !wants:
+		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM room_jobs WHERE call_id = ?`), next.ID); err != nil {
+			return fmt.Errorf("store: update call %s: remove room job: %w", next.ID, err)
+		}
+	case wants && !had:
+		// A change that drops the room (not something the domain does
+		// today) must not leave the call without a job.
+		return s.insertRoomJob(ctx, tx, next.ID, dueAt(next.UpdatedAt))
+	}
+	return nil
+}
+
+// insertRoomJob stores a room job due at due, unless the call has one.
+func (s *SQL) insertRoomJob(ctx context.Context, tx *sql.Tx, id string, due time.Time) error {
+	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO room_jobs (call_id, attempts, created_at, next_attempt_at, last_error, lease_owner)
+		VALUES (?, 0, ?, ?, '', '') ON CONFLICT (call_id) DO NOTHING`), id, s.d.timeArg(due), s.d.timeArg(due))
+	if err != nil {
+		return fmt.Errorf("store: call %s: store room job: %w", id, err)
+	}
+	return nil
+}
+
+// insertMark records a delivery mark, failing with ErrDuplicateDelivery
+// when it is recorded already. The primary key decides between concurrent
+// marks of one delivery: the second waits for the first to commit.
+func (s *SQL) insertMark(ctx context.Context, tx *sql.Tx, m calls.DeliveryMark) error {
+	res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO deliveries (source, delivery_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (source, delivery_id) DO NOTHING`),
+		m.Source, m.ID, s.d.timeArg(m.At))
+	if err != nil {
+		return fmt.Errorf("store: mark delivery %s from %s: %w", m.ID, m.Source, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: mark delivery %s from %s: %w", m.ID, m.Source, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: delivery %s from %s: %w", m.ID, m.Source, calls.ErrDuplicateDelivery)
+	}
+	return nil
 }

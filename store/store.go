@@ -193,6 +193,10 @@ type dialect struct {
 	// SQLite needs none: an immediate transaction already excludes every
 	// other writer.
 	forUpdate string
+	// skipLocked, on the SELECT that picks work to claim, lets concurrent
+	// claimers pass over rows another claim holds instead of waiting for
+	// them. SQLite needs none: its one writer claims alone.
+	skipLocked string
 	// migrationLock is run first in the migration transaction so that two
 	// processes opening one database apply migrations one after the other.
 	migrationLock string
@@ -207,9 +211,10 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:      EnginePostgres,
-	dollar:    true,
-	forUpdate: " FOR UPDATE",
+	name:       EnginePostgres,
+	dollar:     true,
+	forUpdate:  " FOR UPDATE",
+	skipLocked: " FOR UPDATE SKIP LOCKED",
 	// Keyed on the schema, so tests that give each store its own schema do
 	// not wait on each other, while replicas sharing one schema do.
 	migrationLock: `SELECT pg_advisory_xact_lock(hashtext('callgate.migrate:' || coalesce(current_schema(), '')))`,

@@ -43,10 +43,12 @@ func (b postgresBackend) Open(ctx context.Context) (calls.Store, error) {
 	return OpenPostgres(ctx, b.dsn)
 }
 
+func getenvPostgres() string { return os.Getenv(postgresEnv) }
+
 // postgresDSN returns the DSN to test against, or skips the test.
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv(postgresEnv)
+	dsn := getenvPostgres()
 	if dsn == "" {
 		t.Skipf("PostgreSQL tests skipped: set %s to a DSN, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable", postgresEnv)
 	}
@@ -303,7 +305,7 @@ func benchCall(id string) calls.Call {
 		ID: id, Type: calls.TypeVideo, State: calls.StateCreated, Provider: "livekit", Title: "bench",
 		CreatedBy: "u1", Room: calls.Room{Name: "room-" + id}, CreatedAt: now, UpdatedAt: now, StateChangedAt: now,
 		Members:  []calls.Member{{UserID: "u1", Role: calls.RoleOwner}, {UserID: "u2", Role: calls.RoleParticipant}},
-		Surfaces: []calls.Surface{{Platform: "slack", Channel: "C1", MessageID: "1.1"}},
+		Surfaces: []calls.Surface{{Chat: "slack", Channel: "C1"}},
 	}
 }
 
@@ -329,7 +331,7 @@ func BenchmarkUpdateCall(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		_, err := s.UpdateCall(ctx, "bench", func(c *calls.Call) ([]calls.Event, error) {
+		_, err := s.UpdateCall(ctx, "bench", nil, func(c *calls.Call) ([]calls.Event, error) {
 			// Joins and leaves alternate, so every update changes the roster.
 			ev, ok := c.MarkPresence("p", "", i%2 == 1, int64(i), time.Now())
 			if !ok {
@@ -340,5 +342,35 @@ func BenchmarkUpdateCall(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkJoinLargeRoster joins and leaves one person in calls of
+// different sizes. Writes are O(1) per change (see
+// TestSQLiteJoinWritesConstantRows); what grows with the roster is reading
+// the call, which every change does.
+func BenchmarkJoinLargeRoster(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := b.Context()
+			if _, _, err := s.CreateCall(ctx, rosterCall("big", n), nil); err != nil {
+				b.Fatal(err)
+			}
+			i := int64(1)
+			for b.Loop() {
+				i++
+				_, err := s.UpdateCall(ctx, "big", nil, func(c *calls.Call) ([]calls.Event, error) {
+					ev, ok := c.MarkPresence("newcomer", "", i%2 == 0, i, time.Now())
+					if !ok {
+						return nil, fmt.Errorf("roster unchanged at %d", i)
+					}
+					return []calls.Event{ev}, nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -12,7 +12,7 @@ func TestEmbeddedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := []string{"ended", "not_found", "expired", "invalid", "personal_only", "unavailable", "no_web"}
+	kinds := []string{"ended", "not_found", "expired", "invalid", "personal_only", "unavailable", "no_web", "rate_limited", "preparing"}
 	for _, lang := range []string{"en", "fr"} {
 		for _, k := range kinds {
 			if s.Text(lang, k+".title") == k+".title" || s.Text(lang, k+".message") == k+".message" {

@@ -1,18 +1,11 @@
-// Package webhooks is the intake for everything that calls callgate
-// unprompted: provider status webhooks today, chat commands and
-// interactions as their platforms arrive. Each request is read under the
-// body cap, verified the way its sender signs, parsed, and handed on; a
-// request that fails any step changes nothing.
 package webhooks
 
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,9 +14,12 @@ import (
 	"github.com/callgate/callgate/httpserver"
 )
 
-// StatusParser verifies and parses one provider's status webhooks.
-type StatusParser interface {
-	ParseWebhook(ctx context.Context, req calls.WebhookRequest) ([]calls.ProviderEvent, error)
+// ProviderReceiver verifies and parses one provider's status webhooks. It
+// returns the events found and, when the provider expects one, the reply
+// (Zoom's endpoint.url_validation answer). Errors wrap
+// calls.ErrWebhookUnauthenticated or calls.ErrWebhookMalformed.
+type ProviderReceiver interface {
+	ReceiveWebhook(ctx context.Context, req calls.WebhookRequest) (calls.ProviderWebhook, error)
 }
 
 // EventApplier applies parsed provider events to calls.
@@ -33,12 +29,12 @@ type EventApplier interface {
 
 // ProviderOptions configure the provider webhook intake.
 type ProviderOptions struct {
-	// Parsers by configured provider name; providers without webhooks are absent.
-	Parsers map[string]StatusParser
-	Applier EventApplier
+	// Receivers by configured provider name; providers without webhooks
+	// are absent.
+	Receivers map[string]ProviderReceiver
+	Applier   EventApplier
 	// PublicURL is the gateway's external base URL. Signatures that cover
-	// the URL (Twilio) are checked against the URL the provider called,
-	// which is this origin plus the request path and query.
+	// the URL (Twilio) are checked against the URL the provider called.
 	PublicURL string
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
@@ -78,49 +74,35 @@ type providerIntake struct {
 
 func (h *providerIntake) handle(c echo.Context) error {
 	name := c.Param("name")
-	parser, ok := h.opts.Parsers[name]
+	receiver, ok := h.opts.Receivers[name]
 	if !ok {
 		return httpserver.NewError(http.StatusNotFound, "not_found", "no configured provider named %q receives webhooks", name)
 	}
-	r := c.Request()
-	body, err := io.ReadAll(r.Body)
+	req, err := received(c, h.origin)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return httpserver.TooLarge(mbe.Limit)
-		}
-		return httpserver.NewError(http.StatusBadRequest, "bad_request", "could not read the request body")
+		return err
 	}
-	// Routes sit under the public URL's path, as join links do: a proxy in
-	// front strips that prefix, so the URL the provider called is the
-	// public URL plus the path we received.
-	received := *h.origin
-	prefix := strings.TrimSuffix(h.origin.Path, "/")
-	received.Path = prefix + r.URL.Path
-	received.RawPath = ""
-	if r.URL.RawPath != "" {
-		received.RawPath = strings.TrimSuffix(h.origin.EscapedPath(), "/") + r.URL.RawPath
+	ctx := c.Request().Context()
+	hook, err := receiver.ReceiveWebhook(ctx, req)
+	if outcome, refused := refusal(err); refused != nil {
+		h.outcomes.WithLabelValues(name, outcome).Inc()
+		h.opts.Logger.WarnContext(ctx, "provider webhook refused", "provider", name, "outcome", outcome, "err", err)
+		return refused
 	}
-	received.RawQuery = r.URL.RawQuery
-	ctx := r.Context()
-	events, err := parser.ParseWebhook(ctx, calls.WebhookRequest{URL: received.String(), Header: r.Header, Body: body})
-	switch {
-	case errors.Is(err, calls.ErrWebhookUnauthenticated):
-		h.outcomes.WithLabelValues(name, "unauthenticated").Inc()
-		h.opts.Logger.WarnContext(ctx, "provider webhook refused", "provider", name, "err", err)
-		return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "the webhook signature could not be verified")
-	case errors.Is(err, calls.ErrWebhookMalformed):
-		h.outcomes.WithLabelValues(name, "malformed").Inc()
-		return httpserver.NewError(http.StatusBadRequest, "malformed_webhook", "%s", err)
-	case err != nil:
+	if err != nil {
 		h.outcomes.WithLabelValues(name, "failed").Inc()
 		return err
 	}
-	if err := h.opts.Applier.ApplyProviderEvents(ctx, name, events); err != nil {
-		// 500 makes the provider retry; the delivery was not recorded.
+	// Each event is applied with its delivery mark in one transaction; the
+	// answer goes out only once every change is durable.
+	if err := h.opts.Applier.ApplyProviderEvents(ctx, name, hook.Events); err != nil {
+		// 500 makes the provider retry; what was not applied was not marked.
 		h.outcomes.WithLabelValues(name, "failed").Inc()
 		return err
 	}
 	h.outcomes.WithLabelValues(name, "applied").Inc()
-	return c.JSON(http.StatusOK, map[string]any{"ok": true, "events": len(events)})
+	if hook.Reply != nil {
+		return reply(c, *hook.Reply)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ok": true, "events": len(hook.Events)})
 }

@@ -44,9 +44,17 @@ func (a *recordingApplier) ApplyProviderEvents(_ context.Context, _ string, evs 
 // signature schemes that cover the URL depend on.
 type urlParser struct{ url string }
 
-func (p *urlParser) ParseWebhook(_ context.Context, req calls.WebhookRequest) ([]calls.ProviderEvent, error) {
+func (p *urlParser) ReceiveWebhook(_ context.Context, req calls.WebhookRequest) (calls.ProviderWebhook, error) {
 	p.url = req.URL
-	return nil, nil
+	return calls.ProviderWebhook{}, nil
+}
+
+// challenger answers a challenge, as Zoom's endpoint.url_validation wants:
+// the reply is the adapter's, byte for byte.
+type challenger struct{}
+
+func (challenger) ReceiveWebhook(_ context.Context, req calls.WebhookRequest) (calls.ProviderWebhook, error) {
+	return calls.ProviderWebhook{Reply: &calls.WebhookReply{ContentType: "application/json", Body: []byte(`{"plainToken":"abc","encryptedToken":"def"}`)}}, nil
 }
 
 const secret = "jaas-endpoint-secret"
@@ -67,7 +75,7 @@ func setup(t testing.TB, applier webhooks.EventApplier) (string, *urlParser) {
 	up := &urlParser{}
 	srv := httpserver.New(httpserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 2048})
 	err = webhooks.RegisterProviders(srv.Echo, webhooks.ProviderOptions{
-		Parsers:   map[string]webhooks.StatusParser{"jaas": p, "urlcheck": up},
+		Receivers: map[string]webhooks.ProviderReceiver{"jaas": p, "urlcheck": up, "challenge": challenger{}},
 		Applier:   applier,
 		PublicURL: "https://calls.example.com/gateway",
 		Registry:  srv.Registry,
@@ -126,6 +134,7 @@ func TestProviderWebhookOutcomes(t *testing.T) {
 		{"too large", "/webhooks/providers/jaas", []byte(strings.Repeat(" ", 4096)), "", nil, 413, "body_too_large", 0},
 		{"unknown provider", "/webhooks/providers/nope", good, sign(good, now), nil, 404, "not_found", 0},
 		{"store failure makes the provider retry", "/webhooks/providers/jaas", good, sign(good, now), errors.New("disk full"), 500, "internal", 0},
+		{"challenge answered with the adapter's reply", "/webhooks/providers/challenge", []byte(`{}`), "", nil, 200, `{"plainToken":"abc","encryptedToken":"def"}`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

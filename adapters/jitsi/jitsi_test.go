@@ -490,13 +490,10 @@ func hookRequest(header string, body []byte) calls.WebhookRequest {
 }
 
 // sampleBody is the ROOM_CREATED example from the JaaS payload docs, kept in
-// the shared vectors file.
+// the vectors file (copied from the project's shared vectors).
 func sampleBody(t testing.TB) []byte {
 	t.Helper()
-	raw, err := os.ReadFile("../../../shared/vectors/jitsi.json")
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("shared vectors not present")
-	}
+	raw, err := os.ReadFile("testdata/jitsi.json")
 	if err != nil {
 		t.Fatalf("read vectors: %v", err)
 	}
@@ -578,7 +575,7 @@ func TestParseWebhookEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := tt.body(t)
-			got, err := p.ParseWebhook(context.Background(), hookRequest(jaasSign(hookSecret, testNow, body), body))
+			got, err := p.parseWebhook(context.Background(), hookRequest(jaasSign(hookSecret, testNow, body), body))
 			if err != nil {
 				t.Fatalf("ParseWebhook: %v", err)
 			}
@@ -662,7 +659,7 @@ func TestParseWebhookRejects(t *testing.T) {
 			if tt.rawHdr != nil {
 				req.Header = tt.rawHdr
 			}
-			events, err := p.ParseWebhook(context.Background(), req)
+			events, err := p.parseWebhook(context.Background(), req)
 			if tt.wantErr == nil {
 				if err != nil || len(events) != 1 {
 					t.Fatalf("ParseWebhook = %v, %v; want one event", events, err)
@@ -689,7 +686,7 @@ func TestParseWebhookCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	body := []byte(joinedBody)
-	if _, err := p.ParseWebhook(ctx, hookRequest(jaasSign(hookSecret, testNow, body), body)); !errors.Is(err, context.Canceled) {
+	if _, err := p.parseWebhook(ctx, hookRequest(jaasSign(hookSecret, testNow, body), body)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled ctx: err = %v, want context.Canceled", err)
 	}
 }
@@ -715,7 +712,7 @@ func BenchmarkParseWebhook(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.ParseWebhook(ctx, req); err != nil {
+		if _, err := p.parseWebhook(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -76,12 +76,17 @@ func (b *flexBool) UnmarshalJSON(raw []byte) error {
 	return nil
 }
 
-// ParseWebhook verifies a JaaS webhook and turns it into provider events.
+// ReceiveWebhook verifies a JaaS webhook and turns it into provider events.
 // Verification comes first: nothing in an unauthenticated body is parsed.
 // Errors wrap calls.ErrWebhookUnauthenticated or calls.ErrWebhookMalformed.
 // Event types callgate has no use for give no events and no error, so JaaS
 // stops retrying them.
-func (p *Provider) ParseWebhook(ctx context.Context, req calls.WebhookRequest) ([]calls.ProviderEvent, error) {
+func (p *Provider) ReceiveWebhook(ctx context.Context, req calls.WebhookRequest) (calls.ProviderWebhook, error) {
+	events, err := p.parseWebhook(ctx, req)
+	return calls.ProviderWebhook{Events: events}, err
+}
+
+func (p *Provider) parseWebhook(ctx context.Context, req calls.WebhookRequest) ([]calls.ProviderEvent, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("jitsi: webhook: %w", err)
 	}

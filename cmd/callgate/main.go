@@ -2,7 +2,9 @@
 //
 //	callgate [serve] [--config FILE] [--addr :8080] [--data-dir ./callgate-data]
 //	callgate config check --config FILE
+//	callgate healthcheck [--addr :8080]
 //	callgate version
+//	callgate help (or -h, --help)
 //
 // Every flag has an environment variable (CALLGATE_CONFIG, CALLGATE_ADDR,
 // CALLGATE_DATA_DIR); a flag wins over the variable, which wins over the YAML.
@@ -37,16 +39,20 @@ func main() {
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "" || args[0][0] != '-') {
+	if len(args) > 0 && (args[0] == "" || args[0][0] != '-' || isHelpOrVersion(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
 		opts, err := parseServeFlags(args, stderr, getenv)
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
 		if err != nil {
 			return 2
 		}
-		if err := serve(ctx, opts, stderr, nil); err != nil {
+		if err := serve(ctx, builtinKinds(), opts, stderr, nil); err != nil {
 			fmt.Fprintf(stderr, "callgate: %v\n", err)
 			return 1
 		}
@@ -59,16 +65,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return configCheck(args[1:], stdout, stderr, getenv)
 	case "healthcheck":
 		return healthcheck(ctx, args, stderr, getenv)
-	case "version", "--version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "callgate", buildVersion())
 		return 0
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
 	}
 	fmt.Fprintf(stderr, "callgate: unknown command %q\n\n", cmd)
 	usage(stderr)
 	return 2
+}
+
+// isHelpOrVersion reports whether a first argument that looks like a flag
+// is really a request for the usage or the version.
+func isHelpOrVersion(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "-version", "--version":
+		return true
+	}
+	return false
 }
 
 func usage(w io.Writer) {
@@ -106,6 +122,8 @@ type serveOptions struct {
 func parseServeFlags(args []string, stderr io.Writer, getenv func(string) (string, bool)) (serveOptions, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// -h prints the whole usage (run does it), not only serve's flags.
+	fs.Usage = func() {}
 	env := func(name string) string { v, _ := getenv(name); return v }
 	opts := serveOptions{getenv: getenv}
 	fs.StringVar(&opts.configFile, "config", env("CALLGATE_CONFIG"), "YAML configuration file")
@@ -136,7 +154,7 @@ func configCheck(args []string, stdout, stderr io.Writer, getenv func(string) (s
 		fmt.Fprintln(stderr, "usage: callgate config check --config FILE")
 		return 2
 	}
-	cfg, err := config.Load(file, getenv)
+	cfg, err := config.Load(file, getenv, builtinKinds().config())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -48,7 +48,7 @@ func startGatewayWith(t *testing.T, opts serveOptions, logs io.Writer) (string, 
 	addrCh := make(chan string, 1)
 	errCh := make(chan error, 1)
 	go func() {
-		errCh <- serve(ctx, opts, logs, func(addr string) { addrCh <- addr })
+		errCh <- serve(ctx, builtinKinds(), opts, logs, func(addr string) { addrCh <- addr })
 	}()
 	select {
 	case addr := <-addrCh:
@@ -128,7 +128,7 @@ func TestRunsOnDefaultsAndSurvivesRestart(t *testing.T) {
 	if status, _, _ := (client{t: t, base: base}).do("GET", "/v1/calls/x", nil); status != 401 {
 		t.Fatalf("request without key: %d", status)
 	}
-	status, body, _ := c.do("POST", "/v1/calls", map[string]any{"id": "Call-123", "title": "Retro"})
+	status, body, _ := c.do("POST", "/v1/calls", map[string]any{"id": "Call-123", "title": "Retro", "guests": true})
 	if status != 201 {
 		t.Fatalf("create: %d %v", status, body)
 	}
@@ -218,7 +218,7 @@ func TestConfigFileAndCheck(t *testing.T) {
 	if status, _, _ := (client{t: t, base: base, key: "ci-key-0123456789abcdef"}).do("POST", "/v1/calls", map[string]any{}); status != 201 {
 		t.Fatalf("configured key refused: %d", status)
 	}
-	if err := serve(context.Background(), serveOptions{configFile: bad, getenv: noEnv}, io.Discard, nil); err == nil || !strings.Contains(err.Error(), bad+":4") {
+	if err := serve(context.Background(), builtinKinds(), serveOptions{configFile: bad, getenv: noEnv}, io.Discard, nil); err == nil || !strings.Contains(err.Error(), bad+":4") {
 		t.Fatalf("serve with a bad file: %v", err)
 	}
 }
@@ -241,5 +241,28 @@ func TestCommandLine(t *testing.T) {
 	opts, err := parseServeFlags([]string{"--addr", "127.0.0.1:7777"}, &errOut, env)
 	if err != nil || opts.addr != "127.0.0.1:7777" || opts.dataDir != "/tmp/x" || opts.configFile != "/etc/c.yaml" {
 		t.Fatalf("flags over environment: %+v %v", opts, err)
+	}
+}
+
+// TestHelpListsCommands: every way of asking for help prints the commands
+// and exits 0; --version works like version.
+func TestHelpListsCommands(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}, {"serve", "-h"}, {"serve", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), args, &out, &errOut, noEnv)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errOut.String())
+			}
+			for _, want := range []string{"serve", "config check", "healthcheck", "version", "--addr"} {
+				if !strings.Contains(out.String(), want) {
+					t.Fatalf("usage lacks %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &out, &errOut, noEnv); code != 0 || !strings.HasPrefix(out.String(), "callgate ") {
+		t.Fatalf("--version: %d %q %q", code, out.String(), errOut.String())
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,9 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/api"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
@@ -33,15 +30,18 @@ import (
 )
 
 // serve runs the gateway until ctx ends, then drains in-flight requests and
-// stops. listening, when not nil, is told the bound address (tests listen
-// on port 0).
-func serve(ctx context.Context, opts serveOptions, logOut io.Writer, listening func(addr string)) error {
-	cfg := config.Default()
+// stops. kinds are the provider and chat kinds it supports. listening, when
+// not nil, is told the bound address (tests listen on port 0).
+func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Writer, listening func(addr string)) error {
+	var cfg *config.Config
+	var err error
 	if opts.configFile != "" {
-		var err error
-		if cfg, err = config.Load(opts.configFile, opts.getenv); err != nil {
-			return err
-		}
+		cfg, err = config.Load(opts.configFile, opts.getenv, kinds.config())
+	} else {
+		cfg, err = config.Default(kinds.config())
+	}
+	if err != nil {
+		return err
 	}
 	if opts.addr != "" {
 		cfg.Server.Addr = opts.addr
@@ -76,14 +76,26 @@ func serve(ctx context.Context, opts serveOptions, logOut io.Writer, listening f
 	}
 	defer st.Close()
 
-	providers, err := buildProviders(cfg)
+	providers, err := configureProviders(ctx, cfg, kinds, publicURL, log)
 	if err != nil {
 		return err
 	}
+	chats, err := configureChats(ctx, cfg, kinds, publicURL, log)
+	if err != nil {
+		return err
+	}
+	// Workers are woken after every change; across replicas through
+	// PostgreSQL LISTEN/NOTIFY. Nothing depends on a wake-up arriving.
+	wake := calls.NewWake()
+	var relay *store.WakeRelay
+	if cfg.Store.Kind == store.EnginePostgres {
+		relay = store.NewWakeRelay(cfg.Store.DSN, wake, log)
+		wake.SetRelay(relay.Notify)
+	}
 	svc, err := calls.NewService(calls.ServiceConfig{
-		Store: st, Providers: providers.byName, DefaultProvider: cfg.DefaultProvider, Logger: log,
+		Store: st, Providers: providers.byName, DefaultProvider: cfg.DefaultProvider, Logger: log, Wake: wake,
 		RingTimeout: cfg.Calls.RingTimeout, MaxDuration: cfg.Calls.MaxDuration, TokenTTL: cfg.Calls.TokenTTL,
-		GuestJoin: cfg.Calls.AllowsGuests(),
+		GuestJoin: cfg.Calls.AllowsGuests(), RoomWait: cfg.Rooms.Wait,
 	})
 	if err != nil {
 		return err
@@ -107,11 +119,24 @@ func serve(ctx context.Context, opts serveOptions, logOut io.Writer, listening f
 		return err
 	}
 
-	srv := httpserver.New(httpserver.Options{Logger: log, BodyLimit: cfg.Server.BodyLimit, Ready: st})
-	srv.Registry.MustRegister(&callsByState{store: st})
+	proxies, err := parsePrefixes(cfg.Server.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	srv := httpserver.New(httpserver.Options{
+		Logger: log, BodyLimit: cfg.Server.BodyLimit, Ready: st,
+		TrustedProxies: proxies, MetricsToken: cfg.Server.MetricsToken,
+	})
+	srv.Registry.MustRegister(&storeGauges{store: st})
+	metrics, err := newWorkerMetrics(srv.Registry)
+	if err != nil {
+		return err
+	}
 	apiOpts := api.Options{
 		Service: svc, PublicURL: publicURL, Links: links, Pages: pages,
-		ProviderKinds: providers.kinds, Logger: log, REST: cfg.API.IsEnabled(),
+		ProviderKinds: providers.kinds, Chats: chats.names, Logger: log, REST: cfg.API.IsEnabled(),
+		AuthFailureLimit: rateLimit(cfg.Server.RateLimits.AuthFailures, cfg.Server.RateLimits.MaxClients),
+		JoinLimit:        rateLimit(cfg.Server.RateLimits.Join, cfg.Server.RateLimits.MaxClients),
 	}
 	if cfg.API.IsEnabled() {
 		keys, err := apiKeys(cfg, dataDir, log)
@@ -129,32 +154,59 @@ func serve(ctx context.Context, opts serveOptions, logOut io.Writer, listening f
 		return err
 	}
 	if err := webhooks.RegisterProviders(srv.Echo, webhooks.ProviderOptions{
-		Parsers: providers.parsers, Applier: svc, PublicURL: publicURL, Logger: log, Registry: srv.Registry,
+		Receivers: providers.receivers, Applier: svc, PublicURL: publicURL, Logger: log, Registry: srv.Registry,
 	}); err != nil {
 		return err
 	}
-
-	httpSrv := &http.Server{
-		Handler:           srv.Echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	joinLinks := joinlink.Links{PublicURL: publicURL, Signer: links}
+	if err := webhooks.RegisterChats(srv.Echo, webhooks.ChatOptions{
+		Chats: chats.intakes, Runner: svc, Links: joinLinks, LinkTTL: cfg.Calls.TokenTTL,
+		PublicURL: publicURL, Logger: log, Registry: srv.Registry,
+	}); err != nil {
+		return err
 	}
+	// Leases name their holder: a replica that dies is taken over once its
+	// leases run out.
+	owner := replicaName()
+	rooms := calls.NewRoomWorker(calls.RoomWorkerConfig{
+		Store: st, Providers: providers.byName, Wake: wake, Logger: log, Metrics: metrics, Owner: owner,
+		Policy:         calls.RetryPolicy{MinBackoff: cfg.Rooms.MinBackoff, MaxBackoff: cfg.Rooms.MaxBackoff, MaxAttempts: cfg.Rooms.MaxAttempts},
+		AttemptTimeout: cfg.Rooms.AttemptTimeout, Deadline: cfg.Rooms.Deadline, Poll: cfg.Rooms.Poll, MaxDuration: cfg.Calls.MaxDuration,
+	})
+	outbox := calls.NewOutbox(calls.OutboxConfig{
+		Store: st, Posters: chats.posters, JoinURL: joinLinks.Stable, Wake: wake, Logger: log, Metrics: metrics, Owner: owner,
+		Policy: calls.RetryPolicy{MinBackoff: cfg.Delivery.MinBackoff, MaxBackoff: cfg.Delivery.MaxBackoff, MaxAttempts: cfg.Delivery.MaxAttempts},
+		Rate:   cfg.Delivery.Rate, Burst: cfg.Delivery.Burst, Timeout: cfg.Delivery.Timeout, Lease: cfg.Delivery.Lease, Poll: cfg.Delivery.Poll,
+	})
+
+	httpSrv := httpserver.NewHTTPServer(srv.Echo, httpserver.HTTPOptions{
+		MaxHeaderBytes: cfg.Server.MaxHeaderBytes, ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
 	var wg sync.WaitGroup
 	timersCtx, stopTimers := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		svc.RunTimers(timersCtx, time.Second)
-	}()
+	background := []func(context.Context){
+		func(ctx context.Context) { svc.RunTimers(ctx, time.Second) },
+		func(ctx context.Context) { rooms.Run(ctx, cfg.Rooms.Workers) },
+		func(ctx context.Context) { outbox.Run(ctx, cfg.Delivery.Workers) },
+	}
+	if relay != nil {
+		background = append(background, relay.Run)
+	}
+	for _, run := range background {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(timersCtx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
 	log.Info("callgate listening",
 		"addr", ln.Addr().String(), "public_url", publicURL, "store", cfg.Store.Kind, "data_dir", dataDir,
-		"providers", providers.describe(), "default_provider", cfg.DefaultProvider,
+		"providers", providers.describe(), "default_provider", cfg.DefaultProvider, "chats", strings.Join(sortedKeys(chats.names), ","),
 		"rest_api", cfg.API.IsEnabled(), "version", buildVersion())
 	if listening != nil {
 		listening(ln.Addr().String())
@@ -268,71 +320,38 @@ func loadOrCreateSecret(path string) (secret []byte, created bool, err error) {
 	return []byte(s), true, nil
 }
 
-// configuredProviders are the adapters built from the YAML.
-type configuredProviders struct {
-	byName  map[string]calls.Provider
-	parsers map[string]webhooks.StatusParser
-	kinds   map[string]string
-}
-
-func (p configuredProviders) describe() string {
-	var parts []string
-	for _, name := range sortedKeys(p.kinds) {
-		parts = append(parts, name+"("+p.kinds[name]+")")
-	}
-	return strings.Join(parts, ",")
-}
-
-func buildProviders(cfg *config.Config) (configuredProviders, error) {
-	out := configuredProviders{byName: map[string]calls.Provider{}, parsers: map[string]webhooks.StatusParser{}, kinds: map[string]string{}}
-	for _, name := range sortedKeys(cfg.Providers) {
-		pc := cfg.Providers[name]
-		switch pc.Kind {
-		case "jitsi":
-			var secrets []string
-			for _, s := range []string{pc.WebhookSecret, pc.PreviousWebhookSecret} {
-				if s != "" {
-					secrets = append(secrets, s)
-				}
-			}
-			p, err := jitsi.New(jitsi.Config{BaseURL: pc.APIURL, AppID: pc.AppID, AppSecret: pc.AppSecret,
-				Audience: pc.Audience, Subject: pc.Subject, WebhookSecrets: secrets})
-			if err != nil {
-				return out, fmt.Errorf("provider %s: %w", name, err)
-			}
-			out.byName[name] = p
-			if len(secrets) > 0 {
-				out.parsers[name] = p
-			}
-		default:
-			return out, fmt.Errorf("provider %s: kind %q is not supported", name, pc.Kind)
-		}
-		out.kinds[name] = pc.Kind
-	}
-	return out, nil
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// callsByState reports the number of calls per state at scrape time, from
-// the store, so every replica reports the same truth.
-type callsByState struct{ store calls.Store }
-
-var callsDesc = prometheus.NewDesc("callgate_calls", "Calls by state.", []string{"state"}, nil)
-
-func (c *callsByState) Describe(ch chan<- *prometheus.Desc) { ch <- callsDesc }
-
-func (c *callsByState) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	counts, err := c.store.CountByState(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(callsDesc, err)
-		return
+// replicaName names this process in work leases: the host name and a
+// random suffix, so two processes on one host differ.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "callgate"
 	}
-	for _, s := range calls.States {
-		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
+	return host + "-" + calls.RandomString(6)
+}
+
+// rateLimit turns a configured budget into the limiter's.
+func rateLimit(r config.RateLimit, maxClients int) httpserver.RateLimit {
+	return httpserver.RateLimit{Disabled: !r.IsEnabled(), Rate: r.Rate, Burst: r.Burst, MaxClients: maxClients}
+}
+
+// parsePrefixes reads trusted proxies: CIDRs, or single addresses.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %q is not an address or CIDR", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
+	return out, nil
 }

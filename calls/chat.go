@@ -1,0 +1,99 @@
+package calls
+
+import "context"
+
+// WebhookReply is how an inbound webhook is answered when its sender
+// expects more than a status: a challenge answer (Zoom url_validation,
+// Slack url_verification, Discord PING), or the message a chat platform
+// shows for a command.
+type WebhookReply struct {
+	Status      int // 0 means 200
+	ContentType string
+	Body        []byte
+}
+
+// ProviderWebhook is what a provider status webhook held once verified:
+// events to apply, and the reply the provider expects, if any.
+type ProviderWebhook struct {
+	Events []ProviderEvent
+	Reply  *WebhookReply
+}
+
+// ChatUser is who typed a command or clicked a button on a chat platform.
+type ChatUser struct {
+	// ID is the platform's user id (not yet qualified by the chat name).
+	ID     string
+	Name   string
+	Locale string
+}
+
+// ChatAction is a click on a card's button.
+type ChatAction struct {
+	Kind   string // "join", "end", "decline", "accept"
+	CallID string
+}
+
+// ChatRequest is one verified, parsed request from a chat platform.
+type ChatRequest struct {
+	// Reply, when set, is the whole answer (a challenge): nothing else runs.
+	Reply *WebhookReply
+	// DeliveryID identifies a delivery the platform may repeat (Slack
+	// retries, Stream's X-Webhook-Id); empty when it gives none.
+	DeliveryID string
+	User       ChatUser
+	// Surface is the conversation the request came from; the intake sets
+	// its Chat to the configured name.
+	Surface Surface
+	Command *Command
+	Action  *ChatAction
+	// Private carries what the adapter needs to answer (an interaction
+	// token, a response URL); the intake passes it back untouched.
+	Private any
+}
+
+// ChatOutcome is what running a chat request did, for the adapter to put
+// into words.
+type ChatOutcome struct {
+	Call    Call
+	Created bool
+	// JoinURL is the stable link of the call; PersonalURL a signed link
+	// for the requesting user, when one was minted.
+	JoinURL     string
+	PersonalURL string
+	// Err is a domain error whose message is safe to show.
+	Err error
+}
+
+// ChatIntake verifies and parses what a chat platform sends to
+// /webhooks/chats/<name>/<path>, and words the answer.
+type ChatIntake interface {
+	ParseChat(ctx context.Context, path string, req WebhookRequest) (ChatRequest, error)
+	ReplyChat(ctx context.Context, req ChatRequest, out ChatOutcome) (WebhookReply, error)
+}
+
+// CardDelivery is one card to bring up to date.
+type CardDelivery struct {
+	Call    Call
+	Surface Surface
+	// Version is the call version the card shows (Call.Version).
+	Version int64
+	// DeliveryID is the same on every retry of this delivery.
+	DeliveryID string
+	// JoinURL is the call's stable join link at the gateway.
+	JoinURL string
+}
+
+// CardPoster shows calls on a chat platform. It posts a new card when
+// d.Surface.Delivery.MessageRef is empty and edits that message otherwise,
+// and returns the message reference to keep. Errors should be
+// TemporaryError or PermanentError so the outbox knows whether to retry.
+type CardPoster interface {
+	PostCard(ctx context.Context, d CardDelivery) (messageRef string, err error)
+}
+
+// DestinationLimiter is an optional capability of a CardPoster: the rate
+// limit key of a surface (a webhook URL, a Slack channel), so the outbox
+// paces edits per destination. Without it the chat name is the key.
+type DestinationLimiter interface {
+	Destination(s Surface) string
+}

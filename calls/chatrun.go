@@ -1,0 +1,96 @@
+package calls
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
+
+// RunChat carries out a verified chat request from the configured chat
+// platform chat, as the platform user who sent it, and reports what
+// happened for the adapter to word. Domain errors (a bad command, a call
+// the user may not end) are returned in the outcome, not as an error: the
+// platform still gets an answer.
+func (s *Service) RunChat(ctx context.Context, chat string, req ChatRequest) ChatOutcome {
+	actor := ChatUserActor(chat, req.User.ID)
+	surface := req.Surface
+	surface.Chat = chat
+	switch {
+	case req.Command != nil:
+		return s.runCommand(ctx, actor, surface, req)
+	case req.Action != nil:
+		return s.runAction(ctx, actor, req)
+	}
+	return ChatOutcome{}
+}
+
+func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, req ChatRequest) ChatOutcome {
+	cmd := req.Command
+	switch cmd.Kind {
+	case CommandHelp:
+		return ChatOutcome{}
+	case CommandEnd:
+		call, err := s.cfg.Store.FindBySurface(ctx, surface.Key())
+		if err != nil {
+			return ChatOutcome{Err: fmt.Errorf("there is no call to end in this conversation: %w", err)}
+		}
+		ended, err := s.End(ctx, actor, call.ID)
+		if err != nil {
+			return ChatOutcome{Call: call, Err: err}
+		}
+		return ChatOutcome{Call: ended}
+	}
+	members := make([]Member, 0, len(cmd.Mentions))
+	for _, m := range cmd.Mentions {
+		members = append(members, Member{UserID: actor.Chat + ":" + m, Role: RoleParticipant})
+	}
+	guests := true
+	call, created, err := s.Create(ctx, actor, CreateRequest{
+		// A platform that repeats a delivery repeats its id: deriving the
+		// call id from it makes the repeat find the call it created.
+		ID:   chatCallID(actor.Chat, req.DeliveryID),
+		Type: string(cmd.Type), Provider: cmd.Provider, Title: cmd.Title,
+		Members: members, Ring: len(members) > 0, Guests: &guests,
+		Surfaces: []Surface{surface},
+	})
+	return ChatOutcome{Call: call, Created: created, Err: err}
+}
+
+func (s *Service) runAction(ctx context.Context, actor Actor, req ChatRequest) ChatOutcome {
+	var (
+		call Call
+		err  error
+	)
+	switch req.Action.Kind {
+	case "end":
+		call, err = s.End(ctx, actor, req.Action.CallID)
+	case "accept":
+		call, err = s.Accept(ctx, actor, req.Action.CallID)
+	case "decline":
+		call, err = s.Decline(ctx, actor, req.Action.CallID)
+	case "join":
+		// The caller mints the personal link once it knows the actor may
+		// see the call.
+		call, err = s.View(ctx, actor, req.Action.CallID)
+		if err == nil {
+			err = Authorize(actor, &call, ActionJoin)
+		}
+		if err == nil && call.State.Terminal() {
+			err = fmt.Errorf("%w: this call is over", ErrCallEnded)
+		}
+	default:
+		err = fmt.Errorf("%w: unknown action %q", ErrInvalidInput, req.Action.Kind)
+	}
+	return ChatOutcome{Call: call, Err: err}
+}
+
+// chatCallID derives an unguessable call id from a platform delivery id;
+// without one the id is random.
+func chatCallID(chat, deliveryID string) string {
+	if deliveryID == "" {
+		return NewID()
+	}
+	sum := sha256.Sum256([]byte("callgate-chat\x00" + chat + "\x00" + deliveryID))
+	return hex.EncodeToString(sum[:10])
+}
