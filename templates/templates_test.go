@@ -13,7 +13,7 @@ func TestEmbeddedPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := []string{"ended", "not_found", "expired", "invalid", "personal_only", "unavailable", "no_web", "rate_limited", "preparing"}
-	for _, lang := range []string{"en", "fr"} {
+	for _, lang := range []string{"en", "fr", "de", "es"} {
 		for _, k := range kinds {
 			if s.Text(lang, k+".title") == k+".title" || s.Text(lang, k+".message") == k+".message" {
 				t.Errorf("%s: %s has no translation", lang, k)
@@ -38,8 +38,9 @@ func TestLanguage(t *testing.T) {
 	tests := map[string]string{
 		"":                        "en",
 		"fr-CA,fr;q=0.9,en;q=0.8": "fr",
-		"de-DE,de;q=0.9":          "en",
-		"de,fr;q=0.5":             "fr",
+		"de-DE,de;q=0.9":          "de",
+		"pt-BR,es;q=0.5":          "es",
+		"zh,ja;q=0.5":             "en",
 		"EN-gb":                   "en",
 	}
 	for header, want := range tests {
