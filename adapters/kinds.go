@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/templates"
 )
 
 // Deps is what the gateway gives a kind's constructor.
@@ -33,6 +34,12 @@ type Deps struct {
 	// IsProvider tells whether a word names a configured provider (chat
 	// commands may name one); nil when none may be named.
 	IsProvider func(name string) bool
+	// Templates holds the card words (templates.Set.Card) in every
+	// language, with the admin's overrides.
+	Templates *templates.Set
+	// Installations keeps per-workspace installations (chat platforms
+	// installed through OAuth); seal secrets before putting them.
+	Installations calls.InstallationStore
 }
 
 // ProviderKind describes a provider adapter.

@@ -33,6 +33,7 @@ type callJSON struct {
 	Members      []calls.Member      `json:"members"`
 	Participants []calls.Participant `json:"participants"`
 	Surfaces     []surfaceJSON       `json:"surfaces"`
+	Recordings   []calls.Recording   `json:"recordings"`
 }
 
 // roomJSON says where the provider room stands. error (why it could not be
@@ -72,6 +73,10 @@ func (h *Handler) callJSON(c calls.Call, admin bool) callJSON {
 		Members:      c.Members,
 		Participants: c.Participants,
 		Surfaces:     []surfaceJSON{},
+		Recordings:   c.Recordings,
+	}
+	if out.Recordings == nil {
+		out.Recordings = []calls.Recording{}
 	}
 	if admin {
 		out.Room.Error = c.Room.Error

@@ -132,6 +132,8 @@ type Call struct {
 	// then Identity.
 	Participants []Participant
 	Surfaces     []Surface
+	// Recordings are the recordings and transcripts the provider reported.
+	Recordings []Recording
 
 	// Seqs keeps, per participant identity, the highest provider sequence
 	// number applied and whether that event left the person present. It is
@@ -200,6 +202,7 @@ func (c Call) Clone() Call {
 	c.Members = slices.Clone(c.Members)
 	c.Participants = slices.Clone(c.Participants)
 	c.Surfaces = slices.Clone(c.Surfaces)
+	c.Recordings = slices.Clone(c.Recordings)
 	if c.EndedAt != nil {
 		t := *c.EndedAt
 		c.EndedAt = &t
@@ -247,6 +250,12 @@ func (c Call) Canonical() Call {
 	}
 	if len(c.Surfaces) == 0 {
 		c.Surfaces = nil
+	}
+	if len(c.Recordings) == 0 {
+		c.Recordings = nil
+	}
+	for i := range c.Recordings {
+		c.Recordings[i].At = StoredTime(c.Recordings[i].At)
 	}
 	if len(c.Room.Data) == 0 {
 		c.Room.Data = nil

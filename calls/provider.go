@@ -54,6 +54,9 @@ type Credential struct {
 // received (Twilio signs it), the headers and the raw body (every provider
 // signs the raw bytes).
 type WebhookRequest struct {
+	// Method is the HTTP method (POST, or GET for OAuth redirects and
+	// install pages).
+	Method string
 	URL    string
 	Header http.Header
 	Body   []byte

@@ -658,9 +658,35 @@ func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev Pr
 	return nil
 }
 
+// MaxRecordings bounds the recordings kept per call.
+const MaxRecordings = 50
+
+// addRecording records a recording once (by provider id, else URL).
+func addRecording(c *Call, r *Recording, at time.Time) []Event {
+	if r == nil || (r.ProviderID == "" && r.URL == "") || len(c.Recordings) >= MaxRecordings {
+		return nil
+	}
+	for _, have := range c.Recordings {
+		if (r.ProviderID != "" && have.ProviderID == r.ProviderID && have.Kind == r.Kind) || (r.ProviderID == "" && have.URL == r.URL) {
+			return nil
+		}
+	}
+	rec := *r
+	if rec.At.IsZero() {
+		rec.At = at
+	}
+	c.Recordings = append(c.Recordings, rec)
+	c.UpdatedAt = at
+	return []Event{{Kind: EventUpdated, CallID: c.ID, State: c.State, Reason: "recording_ready", At: at}}
+}
+
 // applyToCall turns one provider event into changes of the call. Events
 // that arrive after the call is over change nothing.
 func applyToCall(c *Call, ev ProviderEvent, at time.Time) ([]Event, error) {
+	if ev.Kind == ProviderRecordingReady {
+		// Recordings are usually ready after the call ended.
+		return addRecording(c, ev.Recording, at), nil
+	}
 	if c.State.Terminal() {
 		return nil, nil
 	}

@@ -30,7 +30,7 @@ var snapshot = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead
 // callCols are the columns of calls in the order callArgs encodes them.
 // room_name is written but not read back: room carries the name.
 var callCols = []string{"id", "type", "state", "provider", "title", "created_by", "room",
-	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "guests", "version", "room_name"}
+	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "guests", "recordings", "version", "room_name"}
 
 var (
 	insertCall = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `) VALUES (` + marks(len(callCols)) + `) ON CONFLICT (id) DO NOTHING`
@@ -480,11 +480,11 @@ func scanCall(r rowScanner) (calls.Call, error) {
 	var (
 		c          calls.Call
 		typ, state string
-		room       []byte
+		room, recs []byte
 	)
 	err := r.Scan(&c.ID, &typ, &state, &c.Provider, &c.Title, &c.CreatedBy, &room,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.StateChangedAt}, nullTimeCol{&c.EndedAt},
-		&c.EndReason, &c.Guests, &c.Version)
+		&c.EndReason, &c.Guests, &recs, &c.Version)
 	if err != nil {
 		return calls.Call{}, err
 	}
@@ -495,6 +495,12 @@ func scanCall(r rowScanner) (calls.Call, error) {
 	if len(c.Room.Data) == 0 {
 		c.Room.Data = nil
 	}
+	if err := json.Unmarshal(recs, &c.Recordings); err != nil {
+		return calls.Call{}, fmt.Errorf("call %s: decode recordings: %w", c.ID, err)
+	}
+	if len(c.Recordings) == 0 {
+		c.Recordings = nil
+	}
 	return c, nil
 }
 
@@ -504,11 +510,17 @@ func callArgs(d dialect, c *calls.Call) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: call %s: encode room: %w", c.ID, err)
 	}
+	recs := []byte("[]")
+	if len(c.Recordings) > 0 {
+		if recs, err = json.Marshal(c.Recordings); err != nil {
+			return nil, fmt.Errorf("store: call %s: encode recordings: %w", c.ID, err)
+		}
+	}
 	// JSON goes in as text: a TEXT column in SQLite, and PostgreSQL parses
 	// text into JSONB.
 	return []any{c.ID, string(c.Type), string(c.State), c.Provider, c.Title, c.CreatedBy, string(room),
 		d.timeArg(c.CreatedAt), d.timeArg(c.UpdatedAt), d.timeArg(c.StateChangedAt), d.nullTimeArg(c.EndedAt),
-		c.EndReason, c.Guests, c.Version, c.Room.Name}, nil
+		c.EndReason, c.Guests, string(recs), c.Version, c.Room.Name}, nil
 }
 
 // ownEvents copies events for storing with the call id: an event without a

@@ -68,8 +68,12 @@ func RegisterChats(e *echo.Echo, opts ChatOptions) error {
 		}
 	}
 	h := &chatIntake{opts: opts, origin: origin, outcomes: outcomes}
-	e.POST("/webhooks/chats/:name", h.handle)
-	e.POST("/webhooks/chats/:name/*", h.handle)
+	// GET serves what a browser opens (an install page, an OAuth
+	// redirect); the adapter decides what each path accepts.
+	for _, m := range []string{http.MethodPost, http.MethodGet} {
+		e.Add(m, "/webhooks/chats/:name", h.handle)
+		e.Add(m, "/webhooks/chats/:name/*", h.handle)
+	}
 	return nil
 }
 

@@ -44,7 +44,7 @@ func received(c echo.Context, origin *url.URL) (calls.WebhookRequest, error) {
 		u.RawPath = strings.TrimSuffix(origin.EscapedPath(), "/") + r.URL.RawPath
 	}
 	u.RawQuery = r.URL.RawQuery
-	return calls.WebhookRequest{URL: u.String(), Header: r.Header, Body: body}, nil
+	return calls.WebhookRequest{Method: r.Method, URL: u.String(), Header: r.Header, Body: body}, nil
 }
 
 // refusal maps an adapter's verification or parsing error to the answer,

@@ -58,6 +58,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"EventsAfter", testEventsAfter},
 		{"RestartKeepsEverything", testRestart},
 		{"Ping", testPing},
+		{"FindBySurface", testFindBySurface},
+		{"RecordingsRoundTrip", testRecordings},
+		{"Installations", testInstallations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

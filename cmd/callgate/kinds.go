@@ -12,6 +12,7 @@ import (
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
+	"github.com/callgate/callgate/templates"
 	"github.com/callgate/callgate/webhooks"
 )
 
@@ -131,9 +132,18 @@ type configuredChats struct {
 	names   map[string]bool
 }
 
+// chatDeps are what chat platforms get besides their settings.
+type chatDeps struct {
+	publicURL     string
+	log           *slog.Logger
+	templates     *templates.Set
+	installations calls.InstallationStore
+}
+
 // configureChats builds every configured chat platform with its kind's
 // constructor; a platform that posts cards gets an outbox lane.
-func configureChats(ctx context.Context, cfg *config.Config, kinds kindList, publicURL string, log *slog.Logger) (configuredChats, error) {
+func configureChats(ctx context.Context, cfg *config.Config, kinds kindList, deps chatDeps) (configuredChats, error) {
+	publicURL, log := deps.publicURL, deps.log
 	out := configuredChats{intakes: map[string]calls.ChatIntake{}, posters: map[string]calls.CardPoster{}, names: map[string]bool{}}
 	isProvider := func(name string) bool { _, ok := cfg.Providers[name]; return ok }
 	for _, name := range sortedKeys(cfg.Chats) {
@@ -149,6 +159,7 @@ func configureChats(ctx context.Context, cfg *config.Config, kinds kindList, pub
 			Logger:     log.With("chat", name),
 			Now:        time.Now,
 			IsProvider: isProvider,
+			Templates:  deps.templates, Installations: deps.installations,
 		})
 		if err != nil {
 			return out, fmt.Errorf("chat %s: %w", name, err)

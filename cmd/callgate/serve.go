@@ -80,7 +80,11 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	if err != nil {
 		return err
 	}
-	chats, err := configureChats(ctx, cfg, kinds, publicURL, log)
+	pages, err := templates.Load(cfg.Templates.Dir)
+	if err != nil {
+		return err
+	}
+	chats, err := configureChats(ctx, cfg, kinds, chatDeps{publicURL: publicURL, log: log, templates: pages, installations: st})
 	if err != nil {
 		return err
 	}
@@ -97,10 +101,6 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		RingTimeout: cfg.Calls.RingTimeout, MaxDuration: cfg.Calls.MaxDuration, TokenTTL: cfg.Calls.TokenTTL,
 		GuestJoin: cfg.Calls.AllowsGuests(), RoomWait: cfg.Rooms.Wait,
 	})
-	if err != nil {
-		return err
-	}
-	pages, err := templates.Load(cfg.Templates.Dir)
 	if err != nil {
 		return err
 	}
