@@ -44,9 +44,9 @@ type Options struct {
 	ProviderKinds map[string]string
 	// Chats names the configured chat platforms a call may be shown on
 	// (`surfaces` in POST /v1/calls).
-	Chats map[string]bool
-	Logger        *slog.Logger
-	Now           func() time.Time
+	Chats  map[string]bool
+	Logger *slog.Logger
+	Now    func() time.Time
 	// REST serves /v1 and Stream's endpoints; without it only join links
 	// and the OpenAPI document are served (api.enabled: false).
 	REST bool
