@@ -44,11 +44,17 @@ func startGateway(t *testing.T, dataDir, configFile string, logs io.Writer) (str
 
 func startGatewayWith(t *testing.T, opts serveOptions, logs io.Writer) (string, func() error) {
 	t.Helper()
+	return startGatewayKinds(t, builtinKinds(), opts, logs)
+}
+
+// startGatewayKinds runs serve with a kind list of the test's own.
+func startGatewayKinds(t *testing.T, kinds kindList, opts serveOptions, logs io.Writer) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrCh := make(chan string, 1)
 	errCh := make(chan error, 1)
 	go func() {
-		errCh <- serve(ctx, builtinKinds(), opts, logs, func(addr string) { addrCh <- addr })
+		errCh <- serve(ctx, kinds, opts, logs, func(addr string) { addrCh <- addr })
 	}()
 	select {
 	case addr := <-addrCh:
