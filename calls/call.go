@@ -134,6 +134,10 @@ type Call struct {
 	Surfaces     []Surface
 	// Recordings are the recordings and transcripts the provider reported.
 	Recordings []Recording
+	// EmptySince is when the call's room last became empty or left with
+	// one person; nil while two or more are in it, and once it is over.
+	// calls.end_when_empty counts from it.
+	EmptySince *time.Time
 
 	// Seqs keeps, per participant identity, the highest provider sequence
 	// number applied and whether that event left the person present. It is
@@ -207,6 +211,10 @@ func (c Call) Clone() Call {
 		t := *c.EndedAt
 		c.EndedAt = &t
 	}
+	if c.EmptySince != nil {
+		t := *c.EmptySince
+		c.EmptySince = &t
+	}
 	if c.Room.Data != nil {
 		d := make(map[string]string, len(c.Room.Data))
 		for k, v := range c.Room.Data {
@@ -238,6 +246,10 @@ func (c Call) Canonical() Call {
 	if c.EndedAt != nil {
 		t := StoredTime(*c.EndedAt)
 		c.EndedAt = &t
+	}
+	if c.EmptySince != nil {
+		t := StoredTime(*c.EmptySince)
+		c.EmptySince = &t
 	}
 	for i := range c.Participants {
 		c.Participants[i].JoinedAt = StoredTime(c.Participants[i].JoinedAt)

@@ -73,6 +73,12 @@ const (
 	ReasonRingTimeout  = "ring_timeout"
 	ReasonMaxDuration  = "max_duration"
 	ReasonCancelled    = "cancelled"
+	// ReasonEmpty: the room was empty, or held one person, for
+	// calls.end_when_empty.
+	ReasonEmpty = "empty"
+	// ReasonRoomGone: the provider confirmed the room is over while the
+	// call still looked live (its webhooks stopped).
+	ReasonRoomGone = "room_gone"
 	// ReasonProviderError: the provider could not host the call; the
 	// room's Error says why, for admins.
 	ReasonProviderError = "provider_error"
@@ -99,6 +105,7 @@ func (c *Call) Transition(next State, reason string, at time.Time) (Event, error
 		c.EndReason = reason
 		// Nobody is in a call that is over, whatever webhooks are still in flight.
 		c.Participants = nil
+		c.EmptySince = nil
 	}
 	return Event{Kind: stateEventKind[next], CallID: c.ID, State: next, Reason: reason, At: at}, nil
 }
@@ -152,7 +159,20 @@ func (c *Call) MarkPresence(identity, name string, present bool, seq int64, at t
 		kind = EventLeft
 	}
 	c.UpdatedAt = at
+	c.trackEmptiness(at)
 	return Event{Kind: kind, CallID: c.ID, State: c.State, Identity: identity, At: at}, true
+}
+
+// trackEmptiness keeps EmptySince: set when the room holds at most one
+// person, cleared when two or more are in it.
+func (c *Call) trackEmptiness(at time.Time) {
+	switch {
+	case len(c.Participants) >= 2:
+		c.EmptySince = nil
+	case c.EmptySince == nil:
+		t := at
+		c.EmptySince = &t
+	}
 }
 
 func compareParticipants(a, b Participant) int {

@@ -55,9 +55,10 @@ type Store interface {
 	// ends.
 	FindBySurface(ctx context.Context, key SurfaceKey) (Call, error)
 
-	// ListCalls returns calls in one of states whose StateChangedAt is
-	// before `before` (zero means any time), oldest first, at most limit.
-	ListCalls(ctx context.Context, states []State, before time.Time, limit int) ([]Call, error)
+	// ListCalls returns calls in one of q.States whose q.By time is before
+	// q.Before (zero means any time; calls without that time are left out),
+	// oldest first, at most q.Limit (all when 0).
+	ListCalls(ctx context.Context, q ListQuery) ([]Call, error)
 
 	// Events returns the call's stored events in order, those with Seq > after.
 	Events(ctx context.Context, callID string, after int64) ([]Event, error)
@@ -102,3 +103,21 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ListQuery selects calls for the timers and the reconciler.
+type ListQuery struct {
+	States []State
+	Before time.Time
+	// By names the time compared with Before; default ByStateChange.
+	By    TimeField
+	Limit int
+}
+
+// TimeField is a time a call keeps, for ListQuery.
+type TimeField string
+
+const (
+	ByStateChange TimeField = "state_changed_at"
+	ByUpdate      TimeField = "updated_at"
+	ByEmptySince  TimeField = "empty_since"
+)

@@ -129,6 +129,9 @@ type Calls struct {
 	// TokenTTL is how long personal join links and provider credentials are
 	// valid; default 1h.
 	TokenTTL time.Duration `yaml:"token_ttl"`
+	// EndWhenEmpty ends a call whose room has been empty, or held one
+	// person, this long; 0 never does.
+	EndWhenEmpty time.Duration `yaml:"end_when_empty"`
 	// GuestJoin lets anyone holding the stable link /join/{id} in as a guest
 	// participant; default true. With false only personal links admit.
 	GuestJoin *bool `yaml:"guest_join"`
@@ -154,6 +157,13 @@ type Rooms struct {
 	// Poll is how often an idle worker looks for work (wake-ups usually
 	// come sooner).
 	Poll time.Duration `yaml:"poll"`
+	// ReconcileInterval is how often quiet live calls are checked against
+	// providers that report room status; ReconcileGrace how quiet a call
+	// must be (and how long between two checks of one call), and
+	// ReconcileBatch the most provider questions per check.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	ReconcileGrace    time.Duration `yaml:"reconcile_grace"`
+	ReconcileBatch    int           `yaml:"reconcile_batch"`
 }
 
 // Delivery is the card outbox's policy: how cards are kept current on chat

@@ -379,6 +379,9 @@ func (v *validator) rooms(r *Rooms) {
 	v.positive("rooms.deadline", r.Deadline)
 	v.positive("rooms.wait", r.Wait)
 	v.positive("rooms.poll", r.Poll)
+	v.positive("rooms.reconcile_interval", r.ReconcileInterval)
+	v.positive("rooms.reconcile_grace", r.ReconcileGrace)
+	v.between("rooms.reconcile_batch", r.ReconcileBatch, 1, 1000)
 	if r.Wait > 25*time.Second {
 		v.problem("rooms.wait", "must be at most 25s: a request waiting longer than that is likely to time out anyway")
 	}

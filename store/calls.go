@@ -30,7 +30,7 @@ var snapshot = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead
 // callCols are the columns of calls in the order callArgs encodes them.
 // room_name is written but not read back: room carries the name.
 var callCols = []string{"id", "type", "state", "provider", "title", "created_by", "room",
-	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "guests", "recordings", "version", "room_name"}
+	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "guests", "recordings", "empty_since", "version", "room_name"}
 
 var (
 	insertCall = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `) VALUES (` + marks(len(callCols)) + `) ON CONFLICT (id) DO NOTHING`
@@ -326,26 +326,37 @@ func (s *SQL) writeSurfaces(ctx context.Context, tx *sql.Tx, cur, next *calls.Ca
 // ListCalls returns calls in one of states (none when states is empty)
 // whose StateChangedAt is before `before` (any time when zero), oldest
 // first and then by id, at most limit of them (all when limit <= 0).
-func (s *SQL) ListCalls(ctx context.Context, states []calls.State, before time.Time, limit int) ([]calls.Call, error) {
-	if len(states) == 0 {
+func (s *SQL) ListCalls(ctx context.Context, q calls.ListQuery) ([]calls.Call, error) {
+	if len(q.States) == 0 {
 		return nil, nil
+	}
+	// The column comes from this fixed set, never from input.
+	col := "state_changed_at"
+	switch q.By {
+	case calls.ByUpdate:
+		col = "updated_at"
+	case calls.ByEmptySince:
+		col = "empty_since"
 	}
 	var (
 		where []string
 		args  []any
 	)
-	where = append(where, `state IN (`+marks(len(states))+`)`)
-	for _, st := range states {
+	where = append(where, `state IN (`+marks(len(q.States))+`)`)
+	for _, st := range q.States {
 		args = append(args, string(st))
 	}
-	if !before.IsZero() {
-		where = append(where, `state_changed_at < ?`)
-		args = append(args, s.d.timeArg(before))
+	if col == "empty_since" {
+		where = append(where, `empty_since IS NOT NULL`)
 	}
-	query := selectCalls + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY state_changed_at, id`
-	if limit > 0 {
+	if !q.Before.IsZero() {
+		where = append(where, col+` < ?`)
+		args = append(args, s.d.timeArg(q.Before))
+	}
+	query := selectCalls + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + col + `, id`
+	if q.Limit > 0 {
 		query += ` LIMIT ?`
-		args = append(args, limit)
+		args = append(args, q.Limit)
 	}
 
 	tx, err := s.r.BeginTx(ctx, snapshot)
@@ -484,7 +495,7 @@ func scanCall(r rowScanner) (calls.Call, error) {
 	)
 	err := r.Scan(&c.ID, &typ, &state, &c.Provider, &c.Title, &c.CreatedBy, &room,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.StateChangedAt}, nullTimeCol{&c.EndedAt},
-		&c.EndReason, &c.Guests, &recs, &c.Version)
+		&c.EndReason, &c.Guests, &recs, nullTimeCol{&c.EmptySince}, &c.Version)
 	if err != nil {
 		return calls.Call{}, err
 	}
@@ -520,7 +531,7 @@ func callArgs(d dialect, c *calls.Call) ([]any, error) {
 	// text into JSONB.
 	return []any{c.ID, string(c.Type), string(c.State), c.Provider, c.Title, c.CreatedBy, string(room),
 		d.timeArg(c.CreatedAt), d.timeArg(c.UpdatedAt), d.timeArg(c.StateChangedAt), d.nullTimeArg(c.EndedAt),
-		c.EndReason, c.Guests, string(recs), c.Version, c.Room.Name}, nil
+		c.EndReason, c.Guests, string(recs), d.nullTimeArg(c.EmptySince), c.Version, c.Room.Name}, nil
 }
 
 // ownEvents copies events for storing with the call id: an event without a

@@ -400,6 +400,8 @@ func testUpdateApplies(t *testing.T, h *harness) {
 	want.UpdatedAt = at(2 * time.Minute)
 	want.Participants = []calls.Participant{{Identity: "zoe", Name: "Zoë", JoinedAt: at(2 * time.Minute)}}
 	want.Seqs = map[string]calls.RosterMark{"zoe": {Seq: 5, Present: true}}
+	alone := at(2 * time.Minute) // one person in the room
+	want.EmptySince = &alone
 	want.Version = before.Version + 1
 	assertCall(t, "UpdateCall result", after, want)
 	assertCall(t, "GetCall after update", h.get("upd"), want)
@@ -628,7 +630,7 @@ func testListCalls(t *testing.T, h *harness) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := h.s.ListCalls(t.Context(), tc.states, tc.before, tc.limit)
+			got, err := h.s.ListCalls(t.Context(), calls.ListQuery{States: tc.states, Before: tc.before, Limit: tc.limit})
 			if err != nil {
 				t.Fatalf("ListCalls: %v", err)
 			}

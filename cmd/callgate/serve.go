@@ -99,7 +99,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	svc, err := calls.NewService(calls.ServiceConfig{
 		Store: st, Providers: providers.byName, DefaultProvider: cfg.DefaultProvider, Logger: log, Wake: wake,
 		RingTimeout: cfg.Calls.RingTimeout, MaxDuration: cfg.Calls.MaxDuration, TokenTTL: cfg.Calls.TokenTTL,
-		GuestJoin: cfg.Calls.AllowsGuests(), RoomWait: cfg.Rooms.Wait,
+		GuestJoin: cfg.Calls.AllowsGuests(), RoomWait: cfg.Rooms.Wait, EndWhenEmpty: cfg.Calls.EndWhenEmpty,
 	})
 	if err != nil {
 		return err
@@ -173,6 +173,10 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		Policy:         calls.RetryPolicy{MinBackoff: cfg.Rooms.MinBackoff, MaxBackoff: cfg.Rooms.MaxBackoff, MaxAttempts: cfg.Rooms.MaxAttempts},
 		AttemptTimeout: cfg.Rooms.AttemptTimeout, Deadline: cfg.Rooms.Deadline, Poll: cfg.Rooms.Poll, MaxDuration: cfg.Calls.MaxDuration,
 	})
+	reconciler := calls.NewReconciler(calls.ReconcilerConfig{
+		Store: st, Providers: providers.byName, Wake: wake, Logger: log,
+		Grace: cfg.Rooms.ReconcileGrace, Batch: cfg.Rooms.ReconcileBatch,
+	})
 	outbox := calls.NewOutbox(calls.OutboxConfig{
 		Store: st, Posters: chats.posters, JoinURL: joinLinks.Stable, Wake: wake, Logger: log, Metrics: metrics, Owner: owner,
 		Policy: calls.RetryPolicy{MinBackoff: cfg.Delivery.MinBackoff, MaxBackoff: cfg.Delivery.MaxBackoff, MaxAttempts: cfg.Delivery.MaxAttempts},
@@ -190,6 +194,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		func(ctx context.Context) { svc.RunTimers(ctx, time.Second) },
 		func(ctx context.Context) { rooms.Run(ctx, cfg.Rooms.Workers) },
 		func(ctx context.Context) { outbox.Run(ctx, cfg.Delivery.Workers) },
+		func(ctx context.Context) { reconciler.Run(ctx, cfg.Rooms.ReconcileInterval) },
 	}
 	if relay != nil {
 		background = append(background, relay.Run)
