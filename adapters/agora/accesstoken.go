@@ -10,9 +10,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"slices"
 	"strconv"
+	"sync"
 )
 
 // AccessToken2 ("007…") as Agora's own builders write it (AgoraIO/Tools
@@ -93,6 +95,10 @@ type accessToken struct {
 	Services    []tokenService
 }
 
+// zlibWriters recycles compressors: a fresh one allocates most of a
+// megabyte, and Reset gives the same output as a new writer.
+var zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(io.Discard) }}
+
 var errTokenField = errors.New("agora: a token field is longer than 65535 bytes")
 
 // build packs, signs, compresses and encodes the token. It is deterministic:
@@ -113,7 +119,9 @@ func (t accessToken) build() (string, error) {
 	// (compressZlib), so Go's compress/zlib reproduces its tokens byte for
 	// byte.
 	var z bytes.Buffer
-	w := zlib.NewWriter(&z)
+	w := zlibWriters.Get().(*zlib.Writer)
+	defer zlibWriters.Put(w)
+	w.Reset(&z)
 	if _, err := w.Write(content.Bytes()); err != nil {
 		return "", fmt.Errorf("agora: compress token: %w", err)
 	}
