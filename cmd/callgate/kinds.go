@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/adapters"
+	"github.com/callgate/callgate/adapters/agora"
 	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
@@ -26,8 +27,11 @@ type kindList struct {
 // (see CONTRIBUTING.md).
 func builtinKinds() kindList {
 	return kindList{
-		Providers: []adapters.ProviderKind{jitsi.Kind},
-		Chats:     []adapters.ChatKind{voiplink.Kind},
+		Providers: []adapters.ProviderKind{
+			jitsi.Kind,
+			agora.Kind,
+		},
+		Chats: []adapters.ChatKind{voiplink.Kind},
 	}
 }
 

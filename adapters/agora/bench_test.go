@@ -1,0 +1,82 @@
+package agora
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// benchBody is a typical NCS callback (a user joining), the input size of
+// BenchmarkNCSVerify and BenchmarkHMACSHA256.
+var benchBody = []byte(notice(107, `{"channelName":"call-1","uid":2882341273,"platform":7,"clientSeq":1625051030746,"ts":1740830400}`))
+
+// BenchmarkCredential mints one publisher token (RTC, no RTM) through the
+// provider: uid derivation, salt, packing, three HMAC-SHA256, zlib, base64.
+func BenchmarkCredential(b *testing.B) {
+	p := newTest(b, Config{})
+	room := calls.Room{Name: "call-1"}
+	req := calls.CredentialRequest{CallID: "call-1", UserID: "ada", Role: calls.RoleParticipant, IssuedAt: issued}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Credential(ctx, room, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAccessToken2Build is the token alone (the Go vector's inputs).
+func BenchmarkAccessToken2Build(b *testing.B) {
+	tok := accessToken{AppID: testAppID, Certificate: testCert, IssueTs: 1111111, Expire: 600, Salt: 1,
+		Services: []tokenService{rtcService("7d72365eb983485397e3e3f9d460bdda", 2882341273, true, 600)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tok.build(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNCSVerify verifies Agora-Signature-V2 only.
+func BenchmarkNCSVerify(b *testing.B) {
+	p := newTest(b, Config{NCSSecrets: []string{"secret"}})
+	req := calls.WebhookRequest{Header: http.Header{SignatureV2Header: {hexMAC("secret", string(benchBody), true)}}, Body: benchBody}
+	b.SetBytes(int64(len(benchBody)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.verify(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReceiveWebhook is verification plus parsing into an event.
+func BenchmarkReceiveWebhook(b *testing.B) {
+	p := newHooks(b, time.UnixMilli(notifyAt), "secret")
+	req := calls.WebhookRequest{Header: http.Header{SignatureV2Header: {hexMAC("secret", string(benchBody), true)}}, Body: benchBody}
+	ctx := context.Background()
+	b.SetBytes(int64(len(benchBody)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if got, err := p.ReceiveWebhook(ctx, req); err != nil || len(got.Events) != 1 {
+			b.Fatal(got, err)
+		}
+	}
+}
+
+// BenchmarkHMACSHA256 is the raw ceiling: one HMAC-SHA256 over the same body.
+func BenchmarkHMACSHA256(b *testing.B) {
+	key := []byte("secret")
+	b.SetBytes(int64(len(benchBody)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := hmac.New(sha256.New, key)
+		m.Write(benchBody)
+		_ = m.Sum(nil)
+	}
+}
