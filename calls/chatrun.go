@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 )
 
@@ -45,11 +46,33 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 	for _, m := range cmd.Mentions {
 		members = append(members, Member{UserID: actor.Chat + ":" + m, Role: RoleParticipant})
 	}
+	id := chatCallID(actor.Chat, req.DeliveryID)
+	if !cmd.New && len(members) == 0 {
+		// One live call per conversation: a second /call offers the live
+		// one. Two people typing /call at once (on any replica) get one
+		// call: both derive the new call's id from the conversation's
+		// latest call, so both creates name the same id.
+		latest, err := s.cfg.Store.LatestOnSurface(ctx, surface.Key())
+		switch {
+		case err == nil && !latest.State.Terminal():
+			if err := Authorize(actor, &latest, ActionView); err != nil {
+				return ChatOutcome{Err: err}
+			}
+			return ChatOutcome{Call: latest}
+		case err == nil:
+			id = successorID(surface.Key(), latest.ID)
+		case errors.Is(err, ErrNotFound):
+			id = successorID(surface.Key(), "")
+		default:
+			return ChatOutcome{Err: err}
+		}
+	}
 	guests := true
 	call, created, err := s.Create(ctx, actor, CreateRequest{
 		// A platform that repeats a delivery repeats its id: deriving the
-		// call id from it makes the repeat find the call it created.
-		ID:   chatCallID(actor.Chat, req.DeliveryID),
+		// call id from it (or from the conversation) makes the repeat find
+		// the call it created.
+		ID:   id,
 		Type: string(cmd.Type), Provider: cmd.Provider, Title: cmd.Title,
 		Members: members, Ring: len(members) > 0, Guests: &guests,
 		Surfaces: []Surface{surface},
@@ -83,6 +106,15 @@ func (s *Service) runAction(ctx context.Context, actor Actor, req ChatRequest) C
 		err = fmt.Errorf("%w: unknown action %q", ErrInvalidInput, req.Action.Kind)
 	}
 	return ChatOutcome{Call: call, Err: err}
+}
+
+// successorID is the id of the call that follows `previous` in a
+// conversation. It includes a secret-free hash of the conversation, so it
+// is not guessable from outside without knowing the conversation and the
+// previous (random) call id.
+func successorID(k SurfaceKey, previous string) string {
+	sum := sha256.Sum256([]byte("callgate-next\x00" + k.Chat + "\x00" + k.Workspace + "\x00" + k.Channel + "\x00" + previous))
+	return hex.EncodeToString(sum[:10])
 }
 
 // chatCallID derives an unguessable call id from a platform delivery id;

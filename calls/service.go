@@ -484,6 +484,18 @@ func (s *Service) endRoom(ctx context.Context, c Call) {
 	}
 }
 
+// Search returns the call history matching q, a page at a time. A server
+// key searches every call; anyone else only calls they created or belong to.
+func (s *Service) Search(ctx context.Context, actor Actor, q SearchQuery) ([]Call, string, error) {
+	if !actor.Privileged() {
+		if actor.UserID == "" || (q.UserID != "" && q.UserID != actor.UserID) {
+			return nil, "", fmt.Errorf("%w: a %s lists only its own calls", ErrForbidden, describeActor(actor.Kind))
+		}
+		q.UserID = actor.UserID
+	}
+	return s.cfg.Store.SearchCalls(ctx, q)
+}
+
 // RetryDeliveries revives the call's dead card deliveries (all of them, or
 // the one surface named), so the outbox tries again now.
 func (s *Service) RetryDeliveries(ctx context.Context, actor Actor, id string, only *SurfaceKey) (Call, error) {

@@ -55,6 +55,14 @@ type Store interface {
 	// ends.
 	FindBySurface(ctx context.Context, key SurfaceKey) (Call, error)
 
+	// LatestOnSurface returns the newest call shown on the surface, in
+	// any state, or ErrNotFound.
+	LatestOnSurface(ctx context.Context, key SurfaceKey) (Call, error)
+
+	// SearchCalls returns calls matching q, newest first, and the cursor
+	// of the next page ("" on the last).
+	SearchCalls(ctx context.Context, q SearchQuery) ([]Call, string, error)
+
 	// ListCalls returns calls in one of q.States whose q.By time is before
 	// q.Before (zero means any time; calls without that time are left out),
 	// oldest first, at most q.Limit (all when 0).
@@ -121,3 +129,17 @@ const (
 	ByUpdate      TimeField = "updated_at"
 	ByEmptySince  TimeField = "empty_since"
 )
+
+// SearchQuery filters the call history. Empty fields do not filter.
+type SearchQuery struct {
+	// Chat, Workspace and Channel select calls shown on matching surfaces.
+	Chat, Workspace, Channel string
+	// UserID selects calls the user created or is a member of.
+	UserID string
+	States []State
+	// Since and Until bound CreatedAt: Since <= CreatedAt < Until.
+	Since, Until time.Time
+	Limit        int
+	// Cursor continues a previous search (its next cursor).
+	Cursor string
+}

@@ -136,17 +136,31 @@ func (s *SQL) GetCall(ctx context.Context, id string) (calls.Call, error) {
 // FindBySurface returns the newest call that is not over and is shown on
 // the surface, or an error wrapping calls.ErrNotFound.
 func (s *SQL) FindBySurface(ctx context.Context, key calls.SurfaceKey) (calls.Call, error) {
+	return s.onSurface(ctx, key, true)
+}
+
+// LatestOnSurface returns the newest call shown on the surface in any
+// state, or an error wrapping calls.ErrNotFound.
+func (s *SQL) LatestOnSurface(ctx context.Context, key calls.SurfaceKey) (calls.Call, error) {
+	return s.onSurface(ctx, key, false)
+}
+
+func (s *SQL) onSurface(ctx context.Context, key calls.SurfaceKey, liveOnly bool) (calls.Call, error) {
 	tx, err := s.r.BeginTx(ctx, snapshot)
 	if err != nil {
 		return calls.Call{}, fmt.Errorf("store: find call by surface: begin: %w", err)
 	}
 	defer tx.Rollback()
+	live := ""
+	if liveOnly {
+		live = ` AND c.state NOT IN ('rejected', 'missed', 'ended', 'failed')`
+	}
 	var id string
 	err = tx.QueryRowContext(ctx, s.d.q(`SELECT c.id FROM call_surfaces s JOIN calls c ON c.id = s.call_id
-		WHERE s.chat = ? AND s.workspace = ? AND s.channel = ? AND c.state NOT IN ('rejected', 'missed', 'ended', 'failed')
+		WHERE s.chat = ? AND s.workspace = ? AND s.channel = ?`+live+`
 		ORDER BY c.created_at DESC, c.id DESC LIMIT 1`), key.Chat, key.Workspace, key.Channel).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return calls.Call{}, fmt.Errorf("store: no live call on %s: %w", key, calls.ErrNotFound)
+		return calls.Call{}, fmt.Errorf("store: no call on %s: %w", key, calls.ErrNotFound)
 	}
 	if err != nil {
 		return calls.Call{}, fmt.Errorf("store: find call by surface: %w", err)

@@ -161,12 +161,22 @@ func Do(c *retryablehttp.Client, req *retryablehttp.Request, what string) ([]byt
 		}
 		return body, resp.Header, nil
 	}
-	remote := fmt.Errorf("HTTP %d%s", code, Snippet(body))
+	remote := &StatusError{Code: code, Body: body}
 	if Retryable(code) {
 		return nil, resp.Header, calls.Temporary(fmt.Errorf("%s at %s: %w", what, host, remote), RetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
 	return nil, resp.Header, calls.Permanent(fmt.Sprintf("%s at %s: %s (HTTP %d)", what, host, meaning(code), code), remote)
 }
+
+// StatusError is a remote's non-2xx answer, wrapped in the typed error Do
+// returns, so an adapter can read a provider's own error code from the
+// body (errors.As).
+type StatusError struct {
+	Code int
+	Body []byte
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d%s", e.Code, Snippet(e.Body)) }
 
 // meaning words a refusal for an admin.
 func meaning(code int) string {

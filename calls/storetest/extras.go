@@ -92,3 +92,56 @@ func testInstallations(t *testing.T, h *harness) {
 		t.Fatalf("deleting twice: %v", err)
 	}
 }
+
+func testSearchCalls(t *testing.T, h *harness) {
+	here := calls.Surface{Chat: "acme", Workspace: "w", Channel: "c1"}
+	var ids []string
+	for i := range 7 {
+		c := sampleCall("h" + string(rune('0'+i)))
+		c.CreatedAt = c.CreatedAt.Add(time.Duration(i) * time.Minute)
+		if i%2 == 0 {
+			c.Surfaces = []calls.Surface{here}
+		}
+		if i == 3 {
+			c.Members = append(c.Members, calls.Member{UserID: "zed", Role: calls.RoleListener})
+		}
+		h.create(c)
+		ids = append(ids, c.ID)
+	}
+	page := func(q calls.SearchQuery) ([]string, string) {
+		got, next, err := h.s.SearchCalls(t.Context(), q)
+		if err != nil {
+			t.Fatalf("SearchCalls(%+v): %v", q, err)
+		}
+		var out []string
+		for _, c := range got {
+			out = append(out, c.ID)
+		}
+		return out, next
+	}
+	// Newest first, in pages that continue where the last one stopped.
+	first, next := page(calls.SearchQuery{Limit: 3})
+	second, next2 := page(calls.SearchQuery{Limit: 3, Cursor: next})
+	third, next3 := page(calls.SearchQuery{Limit: 3, Cursor: next2})
+	all := append(append(first, second...), third...)
+	if !reflect.DeepEqual(all, []string{"h6", "h5", "h4", "h3", "h2", "h1", "h0"}) || next3 != "" {
+		t.Fatalf("pages %v (last cursor %q)", all, next3)
+	}
+	if got, _ := page(calls.SearchQuery{Chat: "acme", Channel: "c1"}); !reflect.DeepEqual(got, []string{"h6", "h4", "h2", "h0"}) {
+		t.Fatalf("by channel: %v", got)
+	}
+	if got, _ := page(calls.SearchQuery{UserID: "zed"}); !reflect.DeepEqual(got, []string{"h3"}) {
+		t.Fatalf("by member: %v", got)
+	}
+	base := sampleCall("x").CreatedAt
+	if got, _ := page(calls.SearchQuery{Since: base.Add(2 * time.Minute), Until: base.Add(4 * time.Minute)}); !reflect.DeepEqual(got, []string{"h3", "h2"}) {
+		t.Fatalf("by time: %v", got)
+	}
+	if _, _, err := h.s.SearchCalls(t.Context(), calls.SearchQuery{Cursor: "not-a-cursor!"}); !errors.Is(err, calls.ErrInvalidInput) {
+		t.Fatalf("bad cursor: %v", err)
+	}
+	got, _, _ := h.s.SearchCalls(t.Context(), calls.SearchQuery{Limit: 1})
+	if len(got[0].Surfaces) != 1 {
+		t.Fatalf("calls come with their children: %+v", got[0])
+	}
+}

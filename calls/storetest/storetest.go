@@ -61,6 +61,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"FindBySurface", testFindBySurface},
 		{"RecordingsRoundTrip", testRecordings},
 		{"Installations", testInstallations},
+		{"SearchCalls", testSearchCalls},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
