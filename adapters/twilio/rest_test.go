@@ -98,10 +98,10 @@ func TestCreateRoom(t *testing.T) {
 			wantErr: "temporary",
 		},
 		{
-			name:    "429 is retried",
-			req:     calls.RoomRequest{CallID: "call-1"},
-			answers: []*httpmock.Responder{answer(429, `{"code": 20429}`), answer(201, roomJSON)},
-			want:    []seen{{http.MethodPost, "/v1/Rooms", "", wantAuth, form, created}, {http.MethodPost, "/v1/Rooms", "", wantAuth, form, created}},
+			name:     "429 is retried",
+			req:      calls.RoomRequest{CallID: "call-1"},
+			answers:  []*httpmock.Responder{answer(429, `{"code": 20429}`), answer(201, roomJSON)},
+			want:     []seen{{http.MethodPost, "/v1/Rooms", "", wantAuth, form, created}, {http.MethodPost, "/v1/Rooms", "", wantAuth, form, created}},
 			wantRoom: calls.Room{Name: "call-1", ProviderID: roomSID},
 		},
 		{

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -284,27 +283,39 @@ func signedParams(params url.Values) []byte {
 	return out
 }
 
-// urlAuthority splits "scheme://authority…" without normalising the rest,
-// as twilio-node's splitUrl: the characters Twilio signed stay as they are.
-var urlAuthority = regexp.MustCompile(`^(?i:([a-z][a-z0-9+.-]*://))([^/?#]*)`)
-
 type urlParts struct{ scheme, userInfo, host, port, rest string }
 
+// splitURL splits "scheme://authority…" without normalising the rest, as
+// twilio-node's splitUrl (/^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)/i): the
+// characters Twilio signed stay as they are.
 func splitURL(raw string) (urlParts, bool) {
-	m := urlAuthority.FindStringSubmatchIndex(raw)
-	if m == nil {
+	i := 0
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		alpha := (c|0x20) >= 'a' && (c|0x20) <= 'z'
+		if alpha || (i > 0 && ((c >= '0' && c <= '9') || c == '+' || c == '.' || c == '-')) {
+			continue
+		}
+		break
+	}
+	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
 		return urlParts{}, false
 	}
-	scheme, authority := raw[m[2]:m[3]], raw[m[4]:m[5]]
+	schemeEnd := i + len("://")
+	end := schemeEnd
+	for end < len(raw) && raw[end] != '/' && raw[end] != '?' && raw[end] != '#' {
+		end++
+	}
+	authority := raw[schemeEnd:end]
 	userEnd := strings.LastIndexByte(authority, '@') + 1
 	hostPort := authority[userEnd:]
 	// A colon starts the port only after an IPv6 literal's closing bracket.
 	after := strings.LastIndexByte(hostPort, ']') + 1
 	host, port := hostPort, ""
-	if i := strings.IndexByte(hostPort[after:], ':'); i >= 0 {
-		host, port = hostPort[:after+i], hostPort[after+i:]
+	if j := strings.IndexByte(hostPort[after:], ':'); j >= 0 {
+		host, port = hostPort[:after+j], hostPort[after+j:]
 	}
-	return urlParts{scheme: scheme, userInfo: authority[:userEnd], host: host, port: port, rest: raw[m[1]:]}, true
+	return urlParts{scheme: raw[:schemeEnd], userInfo: authority[:userEnd], host: host, port: port, rest: raw[end:]}, true
 }
 
 // addPort adds the scheme's default port (443 for https, 80 otherwise) to

@@ -114,8 +114,8 @@ func TestReceiveWebhookURLForms(t *testing.T) {
 	params := event("participant-connected", "ParticipantIdentity", "ada")
 	for _, tc := range []struct{ signed, received string }{
 		{testHookURL, testHookURL},
-		{"https://gw.example:443/webhooks/providers/tw", testHookURL},  // default port added
-		{testHookURL, "https://gw.example:443/webhooks/providers/tw"},  // default port removed
+		{"https://gw.example:443/webhooks/providers/tw", testHookURL}, // default port added
+		{testHookURL, "https://gw.example:443/webhooks/providers/tw"}, // default port removed
 		{"http://gw.example:80/webhooks/providers/tw", "http://gw.example/webhooks/providers/tw"},
 		{"http://gw.example/webhooks/providers/tw", "http://gw.example:80/webhooks/providers/tw"},
 		{"https://gw.example/webhooks/providers/tw", "https://gw.example:8443/webhooks/providers/tw"}, // any port removed, as the SDKs do
@@ -163,7 +163,11 @@ func TestReceiveWebhookRefusals(t *testing.T) {
 			r.Header = http.Header{"x-twilio-signature": {sig}}
 			return r
 		}, nil, nil},
-		{"wrong signature", func() calls.WebhookRequest { r := good(); r.Header.Set(SignatureHeader, sign(testAuthToken, testHookURL, nil)); return r }, nil, calls.ErrWebhookUnauthenticated},
+		{"wrong signature", func() calls.WebhookRequest {
+			r := good()
+			r.Header.Set(SignatureHeader, sign(testAuthToken, testHookURL, nil))
+			return r
+		}, nil, calls.ErrWebhookUnauthenticated},
 		{"signature not base64", func() calls.WebhookRequest { r := good(); r.Header.Set(SignatureHeader, "%%%"); return r }, nil, calls.ErrWebhookUnauthenticated},
 		{"body altered by one byte", func() calls.WebhookRequest {
 			r := good()
@@ -227,5 +231,26 @@ func TestSignedParamsRepeatedNames(t *testing.T) {
 	got := string(signedParams(url.Values{"b": {"2"}, "a": {"z", "y", "z"}, "Reason": {"x"}, "ReasonConferenceEnded": {"w"}}))
 	if want := "ReasonxReasonConferenceEndedwayaz" + "b2"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestPortForms(t *testing.T) {
+	for _, tc := range []struct{ in, removed, added string }{
+		{"https://a.example/p?q=1", "https://a.example/p?q=1", "https://a.example:443/p?q=1"},
+		{"HTTPS://a.example", "HTTPS://a.example", "HTTPS://a.example:443"},
+		{"http://a.example:8080/p", "http://a.example/p", "http://a.example:8080/p"},
+		{"http://u:pw@a.example/p", "http://u:pw@a.example/p", "http://u:pw@a.example:80/p"},
+		{"https://[::1]:8443/p", "https://[::1]/p", "https://[::1]:8443/p"},
+		{"https://[::1]/p#f", "https://[::1]/p#f", "https://[::1]:443/p#f"},
+		{"https://a.example?x=:1", "https://a.example?x=:1", "https://a.example:443?x=:1"},
+		{"not a url", "not a url", "not a url"},
+		{"1http://a", "1http://a", "1http://a"},
+	} {
+		if got := removePort(tc.in); got != tc.removed {
+			t.Errorf("removePort(%q) = %q, want %q", tc.in, got, tc.removed)
+		}
+		if got := addPort(tc.in); got != tc.added {
+			t.Errorf("addPort(%q) = %q, want %q", tc.in, got, tc.added)
+		}
 	}
 }
