@@ -80,6 +80,19 @@ func TestCreateRoom(t *testing.T) {
 			wantRoom: calls.Room{Name: "call-1", ProviderID: roomSID},
 		},
 		{
+			name: "room exists, then completed before the fetch: temporary",
+			req:  calls.RoomRequest{CallID: "call-1"},
+			answers: []*httpmock.Responder{
+				answer(400, `{"code": 53113, "message": "Room exists", "status": 400}`),
+				answer(404, `{"code": 20404, "status": 404}`),
+			},
+			want: []seen{
+				{http.MethodPost, "/v1/Rooms", "", wantAuth, form, created},
+				{http.MethodGet, "/v1/Rooms/call-1", "", wantAuth, "", ""},
+			},
+			wantErr: "temporary",
+		},
+		{
 			name:     "503 then 201: one room",
 			req:      calls.RoomRequest{CallID: "call-1"},
 			answers:  []*httpmock.Responder{answer(503, `{"code": 20500}`), answer(201, roomJSON)},

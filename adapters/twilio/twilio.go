@@ -215,7 +215,13 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	}
 	body, terr, err := p.do(ctx, http.MethodPost, "/v1/Rooms", form, "twilio create room")
 	if terr != nil && terr.Code == codeRoomExists {
-		body, _, err = p.do(ctx, http.MethodGet, "/v1/Rooms/"+url.PathEscape(req.CallID), nil, "twilio fetch existing room")
+		var gerr *apiError
+		body, gerr, err = p.do(ctx, http.MethodGet, "/v1/Rooms/"+url.PathEscape(req.CallID), nil, "twilio fetch existing room")
+		if gerr != nil && gerr.HTTPStatus == http.StatusNotFound {
+			// The room completed between the two requests and its name is
+			// free again: creating anew is worth another try.
+			err = calls.Temporary(fmt.Errorf("twilio create room: room %s existed, then was gone: %w", req.CallID, err), 0)
+		}
 	}
 	if err != nil {
 		return calls.Room{}, err
