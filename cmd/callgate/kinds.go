@@ -10,6 +10,7 @@ import (
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/agora"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/twilio"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
@@ -30,8 +31,11 @@ func builtinKinds() kindList {
 		Providers: []adapters.ProviderKind{
 			jitsi.Kind,
 			agora.Kind,
+			twilio.Kind,
 		},
-		Chats: []adapters.ChatKind{voiplink.Kind},
+		Chats: []adapters.ChatKind{
+			voiplink.Kind,
+		},
 	}
 }
 
