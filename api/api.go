@@ -113,6 +113,7 @@ func Register(e *echo.Echo, opts Options) (*Handler, error) {
 	}
 	v1 := e.Group("/v1", h.authenticate)
 	v1.POST("/calls", h.createCall)
+	v1.GET("/calls", h.listCalls)
 	v1.GET("/calls/:id", h.getCall)
 	v1.POST("/calls/:id/token", h.callToken)
 	v1.POST("/calls/:id/end", h.endCall)

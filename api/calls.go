@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -358,4 +360,72 @@ func firstInvalid(checks ...error) error {
 		}
 	}
 	return nil
+}
+
+// listResponse is a page of the call history.
+type listResponse struct {
+	Calls []historyJSON `json:"calls"`
+	// Next is the cursor of the next page; absent on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// historyJSON is a call in the history: the call object plus how long it
+// lasted.
+type historyJSON struct {
+	callJSON
+	// DurationSeconds is from creation to the end (to now while live).
+	DurationSeconds int64 `json:"duration_seconds"`
+}
+
+// listCalls is the call history: GET /v1/calls?chat=&workspace=&conversation_id=&user_id=&state=&since=&until=&limit=&cursor=
+func (h *Handler) listCalls(c echo.Context) error {
+	p := principalOf(c)
+	actor, err := p.actor("")
+	if err != nil {
+		return callError(err)
+	}
+	qp := c.QueryParams()
+	q := calls.SearchQuery{
+		Chat: qp.Get("chat"), Workspace: qp.Get("workspace"), Channel: qp.Get("conversation_id"),
+		UserID: qp.Get("user_id"), Cursor: qp.Get("cursor"),
+	}
+	for _, st := range qp["state"] {
+		if !slices.Contains(calls.States, calls.State(st)) {
+			return httpserver.NewError(http.StatusBadRequest, "invalid_request", "state %q is not a call state", st)
+		}
+		q.States = append(q.States, calls.State(st))
+	}
+	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+		if v := qp.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return httpserver.NewError(http.StatusBadRequest, "invalid_request", "%s must be an RFC 3339 time such as 2026-05-01T12:00:00Z", name)
+			}
+			*dst = t
+		}
+	}
+	if v := qp.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return httpserver.NewError(http.StatusBadRequest, "invalid_request", "limit must be between 1 and 200")
+		}
+		q.Limit = n
+	}
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	found, next, err := h.opts.Service.Search(c.Request().Context(), actor, q)
+	if err != nil {
+		return callError(err)
+	}
+	now := h.now()
+	out := listResponse{Calls: []historyJSON{}, Next: next}
+	for _, call := range found {
+		end := now
+		if call.EndedAt != nil {
+			end = *call.EndedAt
+		}
+		out.Calls = append(out.Calls, historyJSON{callJSON: h.callJSON(call, p.admin()), DurationSeconds: int64(max(end.Sub(call.CreatedAt), 0) / time.Second)})
+	}
+	return c.JSON(http.StatusOK, out)
 }
