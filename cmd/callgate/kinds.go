@@ -9,7 +9,9 @@ import (
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/streamvideo"
 	"github.com/callgate/callgate/adapters/voiplink"
+	"github.com/callgate/callgate/adapters/zoom"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
 	"github.com/callgate/callgate/webhooks"
@@ -25,7 +27,11 @@ type kindList struct {
 // (see CONTRIBUTING.md).
 func builtinKinds() kindList {
 	return kindList{
-		Providers: []adapters.ProviderKind{jitsi.Kind},
+		Providers: []adapters.ProviderKind{
+			jitsi.Kind,
+			zoom.Kind,
+			streamvideo.Kind,
+		},
 		Chats:     []adapters.ChatKind{voiplink.Kind},
 	}
 }
