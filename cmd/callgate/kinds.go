@@ -32,7 +32,7 @@ func builtinKinds() kindList {
 			zoom.Kind,
 			streamvideo.Kind,
 		},
-		Chats:     []adapters.ChatKind{voiplink.Kind},
+		Chats: []adapters.ChatKind{voiplink.Kind},
 	}
 }
 
