@@ -136,7 +136,7 @@ func TestJaaSCredential(t *testing.T) {
 				"aud": "jitsi", "iss": "chat", "sub": jaasApp, "room": "call-1-abcdefghjk",
 				"exp": float64(testNow.Add(30 * time.Minute).Unix()), "nbf": float64(testNow.Add(-clockSkew).Unix()),
 				"context": map[string]any{
-					"user": map[string]any{"id": "u-ada", "name": "Ada Lovelace", "avatar": "", "email": "", "moderator": tc.mod, "hidden-from-recorder": false},
+					"user":     map[string]any{"id": "u-ada", "name": "Ada Lovelace", "avatar": "", "email": "", "moderator": tc.mod, "hidden-from-recorder": false},
 					"features": map[string]any{"livestreaming": tc.mod, "recording": tc.mod, "transcription": tc.mod, "outbound-call": "false"},
 					"room":     map[string]any{"regex": false},
 				},
