@@ -45,8 +45,17 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	}
 	link := p.roomURL(room.Name)
 
-	if p.appID != "" {
-		token, err := p.mint(room.Name, req, issued, expires)
+	if p.jaasKey != nil {
+		cred.Fields["app_id"] = p.jaasApp
+		// The IFrame API's roomName for JaaS is "<AppID>/<room>".
+		cred.Fields["room_name"] = p.jaasApp + "/" + room.Name
+	}
+	if p.tokenAuth() {
+		mint := p.mint
+		if p.jaasKey != nil {
+			mint = p.mintJaaS
+		}
+		token, err := mint(room.Name, req, issued, expires)
 		if err != nil {
 			return calls.Credential{}, err
 		}
@@ -66,7 +75,7 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	}
 	// With a token the name comes from context.user.name; on public Jitsi
 	// the fragment is the only way to pre-fill it.
-	if p.appID == "" && req.Name != "" {
+	if !p.tokenAuth() && req.Name != "" {
 		frag = append(frag, "userInfo.displayName="+fragmentValue(req.Name))
 	}
 	if len(frag) > 0 {
@@ -75,6 +84,10 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	cred.JoinURL = link
 	return cred, nil
 }
+
+// tokenAuth reports whether join links carry a token (self-hosted token
+// auth or JaaS).
+func (p *Provider) tokenAuth() bool { return p.appID != "" || p.jaasKey != nil }
 
 // mint signs the HS256 token Jitsi's token plugin verifies. MapClaims rather
 // than jwt.RegisteredClaims because the latter serialises "aud" as an array,

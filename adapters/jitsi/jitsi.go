@@ -27,6 +27,13 @@
 //   - EndRoom is a no-op: Jitsi has no REST API to close a room. The call still
 //     ends in callgate (its card and state say so); people already in the room
 //     stay until they leave.
+//   - JaaS (8x8) is token auth with RS256: with jaas_app_id, jaas_key_id and
+//     jaas_private_key set, every link carries a JWT signed with the API
+//     key's private key, kid "<AppID>/<key id>", aud "jitsi", iss "chat",
+//     sub the AppID, context.user.moderator "true" for owners and
+//     panelists, and context.features (recording, livestreaming,
+//     transcription) for them only; rooms live at https://8x8.vc/<AppID>/
+//     (see jaas.go). Self-hosted HS256 and public Jitsi are unchanged.
 //   - Status webhooks are JaaS's (8x8 Jitsi as a Service): signed with
 //     HMAC-SHA256 in X-Jaas-Signature ("t=<unix>,v1=<base64>", Stripe style).
 //     The signature is checked against every configured secret so a secret can
@@ -38,6 +45,7 @@ package jitsi
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/url"
@@ -79,6 +87,13 @@ type Config struct {
 	// WebhookSecrets are the JaaS webhook signing secrets. Two may be valid
 	// while one is rotated. Without any, every webhook is rejected.
 	WebhookSecrets []string
+	// JaaSAppID, JaaSKeyID and JaaSPrivateKey select 8x8's JaaS (all
+	// three or none; exclusive with AppID/AppSecret): RS256 tokens with
+	// kid "<AppID>/<key id>", rooms under BaseURL/<AppID>/, BaseURL
+	// defaulting to JaaSBaseURL.
+	JaaSAppID      string
+	JaaSKeyID      string
+	JaaSPrivateKey *rsa.PrivateKey
 	// Now returns the current time; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -93,13 +108,27 @@ type Provider struct {
 	subject  string
 	webhook  [][]byte
 	now      func() time.Time
+	// JaaS, when jaasKey is set.
+	jaasApp string
+	jaasKid string
+	jaasKey *rsa.PrivateKey
 }
 
 // New validates the configuration and returns a provider.
 func New(cfg Config) (*Provider, error) {
+	jaas := cfg.JaaSAppID != "" || cfg.JaaSKeyID != "" || cfg.JaaSPrivateKey != nil
+	if jaas && (cfg.JaaSAppID == "" || cfg.JaaSKeyID == "" || cfg.JaaSPrivateKey == nil) {
+		return nil, errors.New("jitsi: jaas_app_id, jaas_key_id and jaas_private_key must be set together")
+	}
+	if jaas && cfg.AppID != "" {
+		return nil, errors.New("jitsi: JaaS and self-hosted token auth (app_id, app_secret) are exclusive")
+	}
 	raw := strings.TrimSpace(cfg.BaseURL)
-	if raw == "" {
+	if raw == "" || (jaas && strings.TrimRight(raw, "/") == DefaultBaseURL) {
 		raw = DefaultBaseURL
+		if jaas {
+			raw = JaaSBaseURL
+		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -133,6 +162,11 @@ func New(cfg Config) (*Provider, error) {
 
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
+	// JaaS rooms live under /<AppID>/; an api_url that already names the
+	// tenant is kept as it is.
+	if jaas && !strings.HasSuffix(u.Path, "/"+cfg.JaaSAppID) {
+		u.Path += "/" + cfg.JaaSAppID
+	}
 	p := &Provider{
 		base:     u.Scheme + "://" + u.Host + u.EscapedPath(),
 		domain:   u.Host,
@@ -154,6 +188,12 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if p.now == nil {
 		p.now = time.Now
+	}
+	if jaas {
+		p.jaasApp = cfg.JaaSAppID
+		p.jaasKid = jaasKid(cfg.JaaSAppID, cfg.JaaSKeyID)
+		p.jaasKey = cfg.JaaSPrivateKey
+		p.subject = cfg.JaaSAppID
 	}
 	return p, nil
 }

@@ -2,6 +2,7 @@ package jitsi
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -14,8 +15,8 @@ var Kind = adapters.Provider("jitsi", defaultSettings, build)
 
 // Settings is a jitsi provider block of the configuration.
 type Settings struct {
-	// APIURL is the Meet server, default DefaultBaseURL. For JaaS it is
-	// https://8x8.vc/vpaas-magic-cookie-….
+	// APIURL is the Meet server, default DefaultBaseURL; with the jaas_*
+	// keys it defaults to https://8x8.vc (the /<AppID> path is added).
 	APIURL string `yaml:"api_url"`
 	// AppID and AppSecret enable token auth on a self-hosted Jitsi (both or
 	// neither): an HS256 JWT is appended to join links as ?jwt=.
@@ -30,6 +31,13 @@ type Settings struct {
 	WebhookSecret string `yaml:"webhook_secret" secret:"true"`
 	// PreviousWebhookSecret stays valid during a secret rotation.
 	PreviousWebhookSecret string `yaml:"previous_webhook_secret" secret:"true"`
+	// JaaSAppID, JaaSKeyID and JaaSPrivateKey switch to 8x8's JaaS: the
+	// AppID (vpaas-magic-cookie-…), the API key's id (as the console shows
+	// it, with or without the "<AppID>/" prefix) and its PEM private key.
+	// Links then carry RS256 tokens; api_url defaults to https://8x8.vc.
+	JaaSAppID      string `yaml:"jaas_app_id"`
+	JaaSKeyID      string `yaml:"jaas_key_id"`
+	JaaSPrivateKey string `yaml:"jaas_private_key" secret:"true"`
 }
 
 func defaultSettings() *Settings {
@@ -52,6 +60,38 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	}
 	if s.PreviousWebhookSecret != "" && s.WebhookSecret == "" {
 		report("previous_webhook_secret", "set only together with webhook_secret, during a rotation")
+	}
+	s.validateJaaS(report)
+}
+
+// validateJaaS checks the JaaS keys: all three or none, an AppID that looks
+// like one, a key id that belongs to it, a private key that parses as RSA.
+func (s *Settings) validateJaaS(report func(field, message string, near ...string)) {
+	if s.JaaSAppID == "" {
+		if s.JaaSKeyID != "" {
+			report("jaas_app_id", "required when jaas_key_id is set", "jaas_key_id")
+		}
+		if s.JaaSPrivateKey != "" {
+			report("jaas_app_id", "required when jaas_private_key is set", "jaas_private_key")
+		}
+		return
+	}
+	if !strings.HasPrefix(s.JaaSAppID, jaasAppPrefix) || len(s.JaaSAppID) == len(jaasAppPrefix) || strings.ContainsAny(s.JaaSAppID, "/ ") {
+		report("jaas_app_id", "{value} is not a JaaS AppID (vpaas-magic-cookie-…)")
+	}
+	if s.AppID != "" || s.AppSecret != "" {
+		report("jaas_app_id", "JaaS and self-hosted token auth (app_id, app_secret) are exclusive; set one of them")
+	}
+	switch {
+	case s.JaaSKeyID == "":
+		report("jaas_key_id", "required with jaas_app_id (JaaS console → API Keys)", "jaas_app_id")
+	case strings.Contains(s.JaaSKeyID, "/") && !strings.HasPrefix(s.JaaSKeyID, s.JaaSAppID+"/"):
+		report("jaas_key_id", "{value} belongs to another AppID than jaas_app_id")
+	}
+	if s.JaaSPrivateKey == "" {
+		report("jaas_private_key", "required with jaas_app_id (the PEM private key of the API key)", "jaas_app_id")
+	} else if _, err := ParseRSAPrivateKey(s.JaaSPrivateKey); err != nil {
+		report("jaas_private_key", err.Error())
 	}
 }
 
@@ -86,6 +126,7 @@ func (s *Settings) config() Config {
 	return Config{
 		BaseURL: s.APIURL, AppID: s.AppID, AppSecret: s.AppSecret,
 		Audience: s.Audience, Subject: s.Subject, WebhookSecrets: secrets,
+		JaaSAppID: s.JaaSAppID, JaaSKeyID: s.JaaSKeyID,
 	}
 }
 
@@ -96,6 +137,13 @@ func (s *Settings) config() Config {
 func build(_ context.Context, s *Settings, deps adapters.Deps) (calls.Provider, error) {
 	cfg := s.config()
 	cfg.Now = deps.Now
+	if s.JaaSPrivateKey != "" {
+		key, err := ParseRSAPrivateKey(s.JaaSPrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("jitsi: jaas_private_key %s", err)
+		}
+		cfg.JaaSPrivateKey = key
+	}
 	p, err := New(cfg)
 	if err != nil {
 		return nil, err

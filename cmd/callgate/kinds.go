@@ -10,8 +10,10 @@ import (
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/agora"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/streamvideo"
 	"github.com/callgate/callgate/adapters/twilio"
 	"github.com/callgate/callgate/adapters/voiplink"
+	"github.com/callgate/callgate/adapters/zoom"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
 	"github.com/callgate/callgate/templates"
@@ -32,6 +34,8 @@ func builtinKinds() kindList {
 			jitsi.Kind,
 			agora.Kind,
 			twilio.Kind,
+			zoom.Kind,
+			streamvideo.Kind,
 		},
 		Chats: []adapters.ChatKind{
 			voiplink.Kind,

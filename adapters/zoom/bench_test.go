@@ -1,0 +1,62 @@
+package zoom
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"strconv"
+	"testing"
+
+	"github.com/callgate/callgate/calls"
+)
+
+var benchBody = []byte(`{"event":"meeting.participant_joined","event_ts":1773500966000,"payload":{"account_id":"abc","object":{"id":"85746065432","uuid":"4444AAAiAAAAAiAiAiiAii==","host_id":"x1yCzABCDEfg23HiJKl4mN","topic":"Standup","participant":{"user_id":"16778240","user_name":"Ada Lovelace","id":"zoomUserAda","participant_uuid":"PU1","email":"ada@example.com","join_time":"2026-03-14T15:09:26Z"}}}}`)
+
+// BenchmarkVerifyWebhook is signature verification alone.
+func BenchmarkVerifyWebhook(b *testing.B) {
+	p := webhookProvider(b, testNow, "test_secret_token")
+	req := signed("test_secret_token", strconv.FormatInt(testNow.Unix(), 10), benchBody)
+	b.SetBytes(int64(len(benchBody)))
+	for b.Loop() {
+		if _, err := p.verify(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReceiveWebhook is verification plus parsing into events.
+func BenchmarkReceiveWebhook(b *testing.B) {
+	p := webhookProvider(b, testNow, "test_secret_token")
+	req := signed("test_secret_token", strconv.FormatInt(testNow.Unix(), 10), benchBody)
+	b.SetBytes(int64(len(benchBody)))
+	for b.Loop() {
+		if _, err := p.ReceiveWebhook(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCredential is a non-owner join link (no request is made).
+func BenchmarkCredential(b *testing.B) {
+	p := webhookProvider(b, testNow, "s")
+	room := calls.Room{Name: "85746065432", URL: "https://us05web.zoom.us/j/85746065432?pwd=abc", Data: map[string]string{"password": "p"}}
+	req := calls.CredentialRequest{Role: calls.RoleParticipant, UserID: "ada", TTL: 3600e9, IssuedAt: testNow}
+	for b.Loop() {
+		if _, err := p.Credential(context.Background(), room, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHMACSHA256 is the raw ceiling: one HMAC-SHA256 over the same
+// signed message.
+func BenchmarkHMACSHA256(b *testing.B) {
+	key := []byte("test_secret_token")
+	msg := append([]byte("v0:1773500966:"), benchBody...)
+	b.SetBytes(int64(len(benchBody)))
+	for b.Loop() {
+		m := hmac.New(sha256.New, key)
+		m.Write(msg)
+		m.Sum(nil)
+	}
+}
