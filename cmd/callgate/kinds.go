@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/adapters"
+	"github.com/callgate/callgate/adapters/daily"
+	"github.com/callgate/callgate/adapters/hms"
 	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
@@ -25,7 +27,7 @@ type kindList struct {
 // (see CONTRIBUTING.md).
 func builtinKinds() kindList {
 	return kindList{
-		Providers: []adapters.ProviderKind{jitsi.Kind},
+		Providers: []adapters.ProviderKind{jitsi.Kind, hms.Kind, daily.Kind},
 		Chats:     []adapters.ChatKind{voiplink.Kind},
 	}
 }
