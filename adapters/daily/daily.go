@@ -239,13 +239,13 @@ func (p *Provider) EndRoom(ctx context.Context, room calls.Room) error {
 type presence struct {
 	TotalCount *int `json:"total_count"`
 	Data       []struct {
-		ID        string    `json:"id"`
-		UserID    string    `json:"userId"`
-		UserIDS   string    `json:"user_id"`
-		UserName  string    `json:"userName"`
-		UserNameS string    `json:"user_name"`
-		JoinTime  flexTime  `json:"joinTime"`
-		JoinTimeS flexTime  `json:"join_time"`
+		ID        string   `json:"id"`
+		UserID    string   `json:"userId"`
+		UserIDS   string   `json:"user_id"`
+		UserName  string   `json:"userName"`
+		UserNameS string   `json:"user_name"`
+		JoinTime  flexTime `json:"joinTime"`
+		JoinTimeS flexTime `json:"join_time"`
 	} `json:"data"`
 }
 

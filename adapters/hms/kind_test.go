@@ -42,7 +42,9 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if _, ok := p.(calls.RoomStatusReporter); !ok {
 		t.Error("room status lost")
 	}
-	if _, ok := p.(interface{ StreamCall(calls.Room) map[string]any }); !ok {
+	if _, ok := p.(interface {
+		StreamCall(calls.Room) map[string]any
+	}); !ok {
 		t.Error("stream call shape lost")
 	}
 	if w.p.Role(calls.RoleListener) != "audience" || w.p.Role(calls.RoleOwner) != "host" || w.p.api != DefaultAPIURL {
