@@ -129,7 +129,7 @@ func (p *Provider) parseWebhook(ctx context.Context, req calls.WebhookRequest) (
 		// lasting ids in the customer's bucket.
 		rec.URL = firstNonEmpty(ev.Data.RecordingPresignedURL, ev.Data.HLSPresignedURL, ev.Data.TranscriptTxtURL, ev.Data.TranscriptJSONURL, ev.Data.URL, ev.Data.Location)
 		rec.ProviderID = firstNonEmpty(ev.Data.TranscriptionID, ev.Data.RecordingPath, ev.Data.HLSPath, ev.Data.BeamID, ev.Data.SessionID)
-		if ev.Data.Duration > 0 {
+		if ev.Data.Duration > 0 && ev.Data.Duration < 1e9 {
 			rec.Duration = time.Duration(ev.Data.Duration * float64(time.Second))
 		}
 		out.Recording = rec
