@@ -9,6 +9,8 @@ import (
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/agora"
+	"github.com/callgate/callgate/adapters/daily"
+	"github.com/callgate/callgate/adapters/hms"
 	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/adapters/streamvideo"
 	"github.com/callgate/callgate/adapters/twilio"
@@ -36,6 +38,8 @@ func builtinKinds() kindList {
 			twilio.Kind,
 			zoom.Kind,
 			streamvideo.Kind,
+			hms.Kind,
+			daily.Kind,
 		},
 		Chats: []adapters.ChatKind{
 			voiplink.Kind,
