@@ -265,7 +265,7 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 	case p.foreign:
 		// Keep the message as it came.
 	case p.commandErr != nil:
-		errorMessage(escapeMarkdown(reason(p.commandErr)+". "+t("card.help")))
+		errorMessage(escapeMarkdown(reason(p.commandErr) + ". " + t("card.help")))
 	case out.Err != nil && req.Action == nil:
 		errorMessage(escapeMarkdown(reason(out.Err) + "."))
 	case req.Action != nil:
@@ -313,7 +313,12 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 
 func (a *App) card(c calls.Call, joinURL, lang string, names map[string]string) templates.Card {
 	all := map[string]string{}
-	if p, ok := strings.CutPrefix(c.CreatedBy, a.name+":"); ok {
+	for _, p := range c.Participants {
+		if p.Name != "" {
+			all[p.Identity] = p.Name
+		}
+	}
+	if p, ok := strings.CutPrefix(c.CreatedBy, a.name+":"); ok && all[c.CreatedBy] == "" {
 		all[c.CreatedBy] = p
 	}
 	for k, v := range names {
