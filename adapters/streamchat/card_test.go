@@ -283,7 +283,7 @@ func TestReplyChat(t *testing.T) {
 		t.Fatal("the personal link reached the channel")
 	}
 	// Ada's Stream language is French: the words are hers.
-	if m["text"] != "**Standup** · "+a.templates.Text("fr", "card.state.created")+"\n"+strings.ReplaceAll(a.templates.Text("fr", "card.started_by"), "{name}", "Ada")+"\n"+escapeMarkdown(a.templates.Text("fr", "card.people.none")) {
+	if m["text"] != "**Standup** · "+a.templates.Text("fr", "card.state.created")+"\n"+strings.ReplaceAll(a.templates.Text("fr", "card.started_by"), "{name}", "Ada")+"\n"+escapeMarkdown(a.templates.Text("fr", "card.people.none"))+"\n10 min" {
 		t.Fatalf("text: %q", m["text"])
 	}
 	if v := att["actions"].([]any)[1].(map[string]any)["value"]; v != "end:c-1" {

@@ -49,13 +49,13 @@ func newApp(t testing.TB, s *Settings) *App {
 // vectors is testdata/stream-chat.json, copied from the shared vectors.
 type vectors struct {
 	Vectors []struct {
-		N                     string `json:"name"`
-		Secret                string `json:"api_secret"`
-		Body                  string `json:"body"`
-		Uncompressed          string `json:"uncompressed_body"`
-		Gzip                  string `json:"gzip_body_base64_mtime0"`
-		Expected              string `json:"expected_x_signature"`
-		Negative              *struct {
+		N            string `json:"name"`
+		Secret       string `json:"api_secret"`
+		Body         string `json:"body"`
+		Uncompressed string `json:"uncompressed_body"`
+		Gzip         string `json:"gzip_body_base64_mtime0"`
+		Expected     string `json:"expected_x_signature"`
+		Negative     *struct {
 			Body  string `json:"body"`
 			Valid bool   `json:"expected_valid"`
 		} `json:"negative"`
