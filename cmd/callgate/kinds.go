@@ -9,6 +9,7 @@ import (
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/mattermost"
 	"github.com/callgate/callgate/adapters/streamchat"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
@@ -28,7 +29,7 @@ type kindList struct {
 func builtinKinds() kindList {
 	return kindList{
 		Providers: []adapters.ProviderKind{jitsi.Kind},
-		Chats:     []adapters.ChatKind{voiplink.Kind, streamchat.Kind},
+		Chats:     []adapters.ChatKind{voiplink.Kind, streamchat.Kind, mattermost.Kind},
 	}
 }
 
