@@ -61,7 +61,7 @@ func (a *App) card(c calls.Call, joinURL string, names map[string]string) templa
 		}
 	}
 	for k, v := range names {
-		if v != "" {
+		if v != "" && all[k] == "" {
 			all[k] = v
 		}
 	}
@@ -71,7 +71,7 @@ func (a *App) card(c calls.Call, joinURL string, names map[string]string) templa
 // render lays the card out as one attachment; every user value is escaped.
 func (a *App) render(c calls.Call, joinURL, channelID string, names map[string]string) Attachment {
 	card := a.card(c, joinURL, names)
-	att := Attachment{Fallback: plain(card.Title + " · " + card.StateText), Color: ColorLive, Title: escape(card.Title)}
+	att := Attachment{Fallback: escape(card.Title + " · " + card.StateText), Color: ColorLive, Title: escape(card.Title)}
 	var lines []string
 	if card.Subtitle != "" {
 		lines = append(lines, escape(card.Subtitle))
