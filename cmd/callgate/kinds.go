@@ -12,6 +12,8 @@ import (
 	"github.com/callgate/callgate/adapters/daily"
 	"github.com/callgate/callgate/adapters/hms"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/mattermost"
+	"github.com/callgate/callgate/adapters/streamchat"
 	"github.com/callgate/callgate/adapters/streamvideo"
 	"github.com/callgate/callgate/adapters/twilio"
 	"github.com/callgate/callgate/adapters/voiplink"
@@ -42,6 +44,8 @@ func builtinKinds() kindList {
 			daily.Kind,
 		},
 		Chats: []adapters.ChatKind{
+			mattermost.Kind,
+			streamchat.Kind,
 			voiplink.Kind,
 		},
 	}
