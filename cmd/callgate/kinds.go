@@ -9,6 +9,7 @@ import (
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/jitsi"
+	slackkind "github.com/callgate/callgate/adapters/slack"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
@@ -27,7 +28,7 @@ type kindList struct {
 func builtinKinds() kindList {
 	return kindList{
 		Providers: []adapters.ProviderKind{jitsi.Kind},
-		Chats:     []adapters.ChatKind{voiplink.Kind},
+		Chats:     []adapters.ChatKind{voiplink.Kind, slackkind.Kind},
 	}
 }
 
