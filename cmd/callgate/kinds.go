@@ -13,6 +13,7 @@ import (
 	"github.com/callgate/callgate/adapters/hms"
 	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/adapters/mattermost"
+	slackkind "github.com/callgate/callgate/adapters/slack"
 	"github.com/callgate/callgate/adapters/streamchat"
 	"github.com/callgate/callgate/adapters/streamvideo"
 	"github.com/callgate/callgate/adapters/twilio"
@@ -44,6 +45,7 @@ func builtinKinds() kindList {
 			daily.Kind,
 		},
 		Chats: []adapters.ChatKind{
+			slackkind.Kind,
 			mattermost.Kind,
 			streamchat.Kind,
 			voiplink.Kind,
