@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/adapters"
+	"github.com/callgate/callgate/adapters/discord"
 	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
@@ -27,7 +28,7 @@ type kindList struct {
 func builtinKinds() kindList {
 	return kindList{
 		Providers: []adapters.ProviderKind{jitsi.Kind},
-		Chats:     []adapters.ChatKind{voiplink.Kind},
+		Chats:     []adapters.ChatKind{voiplink.Kind, discord.Kind},
 	}
 }
 

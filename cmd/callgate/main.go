@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callgate/callgate/adapters/discord"
 	"github.com/callgate/callgate/config"
 )
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return configCheck(args[1:], stdout, stderr, getenv)
 	case "healthcheck":
 		return healthcheck(ctx, args, stderr, getenv)
+	case "discord":
+		return discord.Main(ctx, args, stdout, stderr, getenv, builtinKinds().config())
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "callgate", buildVersion())
 		return 0
@@ -96,6 +99,7 @@ Commands:
                    --addr ADDR       listen address (CALLGATE_ADDR), default :8080
                    --data-dir DIR    SQLite file and generated secrets (CALLGATE_DATA_DIR), default ./callgate-data
   config check   --config FILE: report every problem in the file, exit 1 if any
+  discord register [--guild ID] [--chat NAME] --config FILE: install /call for a Discord chat
   healthcheck    exit 0 if the gateway at --addr (CALLGATE_ADDR) answers /healthz; for container health checks
   version        print the version
 `)
