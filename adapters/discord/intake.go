@@ -101,45 +101,50 @@ func (a *App) parseInteraction(body []byte) (calls.ChatRequest, error) {
 	if !isSnowflake(in.ID) {
 		return calls.ChatRequest{}, malformed("the interaction has no valid id")
 	}
-	user, err := chatUser(&in)
-	if err != nil {
-		return calls.ChatRequest{}, err
-	}
-	if !isSnowflake(in.ChannelID) {
-		return calls.ChatRequest{}, malformed("the interaction has no valid channel_id")
-	}
-	if in.GuildID != "" && !isSnowflake(in.GuildID) {
-		return calls.ChatRequest{}, malformed("guild_id is not a Discord id")
-	}
 	p := &pending{InteractionID: in.ID, Token: in.Token, Locale: string(in.Locale)}
-	out := calls.ChatRequest{
-		DeliveryID: in.ID,
-		User:       user,
-		Surface:    calls.Surface{Chat: a.name, Workspace: in.GuildID, Channel: in.ChannelID},
-		Private:    p,
-	}
+	out := calls.ChatRequest{DeliveryID: in.ID, Private: p}
 	switch data := in.Data.(type) {
 	case discordgo.ApplicationCommandInteractionData:
 		if data.Name != CommandName {
 			p.unknown = true
-			return out, nil
+			break
 		}
 		cmd, err := a.commandFromOptions(data)
 		if err != nil {
 			p.commandErr = err
-			return out, nil
+			break
 		}
 		out.Command = &cmd
 	case discordgo.MessageComponentInteractionData:
 		action, ok := parseCustomID(data.CustomID)
 		if !ok {
 			p.unknown = true
-			return out, nil
+			break
 		}
 		out.Action = &action
 	default:
 		p.unknown = true
 	}
+	user, err := chatUser(&in)
+	switch {
+	case p.unknown:
+		// Not callgate's (another command, a modal): answered with the
+		// help and nothing runs, so who and where are only kept when
+		// they are there and well-formed.
+		if err == nil && isSnowflake(in.ChannelID) && (in.GuildID == "" || isSnowflake(in.GuildID)) {
+			out.User = user
+			out.Surface = calls.Surface{Chat: a.name, Workspace: in.GuildID, Channel: in.ChannelID}
+		}
+		return out, nil
+	case err != nil:
+		return calls.ChatRequest{}, err
+	case !isSnowflake(in.ChannelID):
+		return calls.ChatRequest{}, malformed("the interaction has no valid channel_id")
+	case in.GuildID != "" && !isSnowflake(in.GuildID):
+		return calls.ChatRequest{}, malformed("guild_id is not a Discord id")
+	}
+	out.User = user
+	out.Surface = calls.Surface{Chat: a.name, Workspace: in.GuildID, Channel: in.ChannelID}
 	return out, nil
 }
 
