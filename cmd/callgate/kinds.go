@@ -10,6 +10,7 @@ import (
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/agora"
 	"github.com/callgate/callgate/adapters/daily"
+	"github.com/callgate/callgate/adapters/discord"
 	"github.com/callgate/callgate/adapters/hms"
 	"github.com/callgate/callgate/adapters/jitsi"
 	"github.com/callgate/callgate/adapters/mattermost"
@@ -45,6 +46,7 @@ func builtinKinds() kindList {
 			daily.Kind,
 		},
 		Chats: []adapters.ChatKind{
+			discord.Kind,
 			slackkind.Kind,
 			mattermost.Kind,
 			streamchat.Kind,

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callgate/callgate/adapters/discord"
 	slackkind "github.com/callgate/callgate/adapters/slack"
 	"github.com/callgate/callgate/config"
 )
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return healthcheck(ctx, args, stderr, getenv)
 	case "slack":
 		return slackkind.Command(args, stdout, stderr, getenv, builtinKinds().config())
+	case "discord":
+		return discord.Main(ctx, args, stdout, stderr, getenv, builtinKinds().config())
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "callgate", buildVersion())
 		return 0
@@ -100,6 +103,7 @@ Commands:
                    --data-dir DIR    SQLite file and generated secrets (CALLGATE_DATA_DIR), default ./callgate-data
   config check   --config FILE: report every problem in the file, exit 1 if any
   slack manifest [--chat NAME] [--config FILE]: print the Slack app manifest
+  discord register [--guild ID] [--chat NAME] --config FILE: install /call for a Discord chat
   healthcheck    exit 0 if the gateway at --addr (CALLGATE_ADDR) answers /healthz; for container health checks
   version        print the version
 `)
