@@ -72,7 +72,7 @@ func TestStreamSDKInterop(t *testing.T) {
 		t.Fatalf("bad id through the SDK: %+v", res.BadID)
 	}
 	stored := g.get("/v1/calls/interop-1", bearer(apiKey)).call(t)
-	if stored["created_by"] != "ada" || stored["surfaces"].([]any)[0].(map[string]any)["channel"] != "messaging:general" {
+	if stored["created_by"] != "ada" || stored["surfaces"].([]any)[0].(map[string]any)["conversation_id"] != "messaging:general" {
 		t.Fatalf("stored call: %v", stored)
 	}
 }
