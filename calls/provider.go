@@ -121,3 +121,12 @@ type ProviderEvent struct {
 	// Recording is set for ProviderRecordingReady.
 	Recording *Recording
 }
+
+// IdentityResolver is an optional provider capability for providers whose
+// webhooks name participants by an identity of the provider's own (Agora's
+// numeric uid) rather than the user id the credential was minted for: it
+// maps such an identity back to the call member it belongs to, so rosters
+// and cards show members, not numbers.
+type IdentityResolver interface {
+	ResolveIdentity(c *Call, identity string) (userID string, ok bool)
+}

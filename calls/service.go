@@ -684,7 +684,13 @@ func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev Pr
 	if ev.DeliveryID != "" {
 		mark = &DeliveryMark{Source: provider, ID: ev.DeliveryID, At: s.now()}
 	}
+	resolver, _ := s.cfg.Providers[provider].(IdentityResolver)
 	_, err = s.updateMarked(ctx, call.ID, mark, func(c *Call) ([]Event, error) {
+		if resolver != nil && ev.Identity != "" {
+			if userID, ok := resolver.ResolveIdentity(c, ev.Identity); ok {
+				ev.Identity = userID
+			}
+		}
 		return applyToCall(c, ev, at)
 	})
 	if errors.Is(err, ErrDuplicateDelivery) {

@@ -53,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"text/template"
 	"time"
 
@@ -293,4 +294,17 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 		cred.JoinURL = b.String()
 	}
 	return cred, nil
+}
+
+// ResolveIdentity maps the numeric uid Agora's webhooks report back to the
+// call member it was minted for (calls.IdentityResolver): uids are derived
+// from (call id, user id), so each member's uid is recomputed and compared.
+// Guests, who are not members, keep their uid.
+func (p *Provider) ResolveIdentity(c *calls.Call, identity string) (string, bool) {
+	for _, m := range c.Members {
+		if strconv.FormatUint(uint64(UID(c.ID, m.UserID)), 10) == identity {
+			return m.UserID, true
+		}
+	}
+	return "", false
 }

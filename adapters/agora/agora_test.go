@@ -274,3 +274,16 @@ func TestJoinURLTemplate(t *testing.T) {
 		t.Errorf("bad template: %v", err)
 	}
 }
+
+func TestResolveIdentityMapsUIDsToMembers(t *testing.T) {
+	p := &Provider{}
+	c := &calls.Call{ID: "standup", Members: []calls.Member{{UserID: "slack:U1"}, {UserID: "ada"}}}
+	uid := strconv.FormatUint(uint64(UID("standup", "ada")), 10)
+	if got, ok := p.ResolveIdentity(c, uid); !ok || got != "ada" {
+		t.Fatalf("ResolveIdentity(%s) = %q, %v; want ada", uid, got, ok)
+	}
+	if _, ok := p.ResolveIdentity(c, "12345"); ok {
+		t.Fatal("a guest's uid resolved to a member")
+	}
+	var _ calls.IdentityResolver = p
+}
