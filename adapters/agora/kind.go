@@ -2,8 +2,6 @@ package agora
 
 import (
 	"context"
-	"net/url"
-	"strings"
 	"text/template"
 	"time"
 
@@ -61,7 +59,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("previous_ncs_secret", "set only together with ncs_secret, during a rotation")
 	}
 	if s.APIURL != "" {
-		validateURL("api_url", s.APIURL, report)
+		adapters.ValidateBaseURL("api_url", s.APIURL, report)
 	}
 	if s.TokenTTL < 0 || s.TokenTTL > MaxTokenTTL || (s.TokenTTL > 0 && s.TokenTTL < time.Minute) {
 		report("token_ttl", "must be between 1m and 24h (or 0 to follow calls.token_ttl)")
@@ -70,24 +68,6 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		if _, err := template.New("join_url_template").Parse(s.JoinURLTemplate); err != nil {
 			report("join_url_template", "is not a valid Go template: "+err.Error())
 		}
-	}
-}
-
-// validateURL checks an absolute http(s) URL without credentials, query or
-// fragment; its value is shown only when it cannot hold credentials.
-func validateURL(field, raw string, report func(field, message string, near ...string)) {
-	u, err := url.Parse(raw)
-	switch {
-	case err == nil && u.User != nil:
-		report(field, "must not contain a user name or password")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.Hostname() == "":
-		if strings.Contains(raw, "@") {
-			report(field, "must be an absolute http:// or https:// URL")
-		} else {
-			report(field, "{value} is not an absolute http:// or https:// URL")
-		}
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
-		report(field, "must not have a query (?) or fragment (#)")
 	}
 }
 

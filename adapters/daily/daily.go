@@ -56,6 +56,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 )
@@ -136,7 +137,7 @@ func New(cfg Config) (*Provider, error) {
 	if tmpl == "" {
 		tmpl = DefaultJoinURLTemplate
 	}
-	if p.join, err = parseJoinTemplate(tmpl); err != nil {
+	if p.join, err = adapters.ParseJoinTemplate(tmpl, joinData{}); err != nil {
 		return nil, fmt.Errorf("daily: join_url_template: %w", err)
 	}
 	if p.ttl <= 0 {

@@ -3,10 +3,8 @@ package daily
 import (
 	"context"
 	"encoding/base64"
-	"net/url"
 	"regexp"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/callgate/callgate/adapters"
@@ -78,7 +76,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("privacy", "{value} is not private or public")
 	}
 	if s.APIURL != "" {
-		validateURL("api_url", s.APIURL, report)
+		adapters.ValidateBaseURL("api_url", s.APIURL, report)
 	}
 	if s.TokenTTL < 0 {
 		report("token_ttl", "must not be negative")
@@ -86,7 +84,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("token_ttl", "must be at least 1m")
 	}
 	if s.JoinURLTemplate != "" {
-		if _, err := parseJoinTemplate(s.JoinURLTemplate); err != nil {
+		if _, err := adapters.ParseJoinTemplate(s.JoinURLTemplate, joinData{}); err != nil {
 			report("join_url_template", "does not parse: "+err.Error())
 		}
 	}
@@ -109,24 +107,6 @@ func decodeSecret(s string) ([]byte, error) {
 	return b, nil
 }
 
-// validateURL checks an absolute http(s) URL without credentials, query or
-// fragment.
-func validateURL(field, raw string, report func(field, message string, near ...string)) {
-	u, err := url.Parse(raw)
-	switch {
-	case err == nil && u.User != nil:
-		report(field, "must not contain a user name or password")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
-		if strings.Contains(raw, "@") {
-			report(field, "must be an absolute http:// or https:// URL")
-		} else {
-			report(field, "{value} is not an absolute http:// or https:// URL")
-		}
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		report(field, "must not have a query (?) or fragment (#)")
-	}
-}
-
 // joinData is what join_url_template sees.
 type joinData struct {
 	Room     string // the room name
@@ -135,23 +115,6 @@ type joinData struct {
 	Identity string // the same
 	URL      string // the room's URL, https://<domain>/<room>
 }
-
-// parseJoinTemplate parses a join_url_template and runs it once on empty
-// data, so a misspelt field is reported by config check.
-func parseJoinTemplate(text string) (*template.Template, error) {
-	t, err := template.New("join_url_template").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.Execute(discard{}, joinData{}); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func (s *Settings) config() Config {
 	var secrets []string

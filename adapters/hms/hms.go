@@ -55,6 +55,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 )
@@ -165,7 +166,7 @@ func New(cfg Config) (*Provider, error) {
 		p.headerSets = append(p.headerSets, set.Clone())
 	}
 	if cfg.JoinURLTemplate != "" {
-		t, err := parseJoinTemplate(cfg.JoinURLTemplate)
+		t, err := adapters.ParseJoinTemplate(cfg.JoinURLTemplate, joinData{})
 		if err != nil {
 			return nil, fmt.Errorf("hms: join_url_template: %w", err)
 		}

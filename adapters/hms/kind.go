@@ -3,12 +3,10 @@ package hms
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/callgate/callgate/adapters"
@@ -97,7 +95,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("region", "{value} is not one of us, eu, in, auto")
 	}
 	if s.APIURL != "" {
-		validateURL("api_url", s.APIURL, report)
+		adapters.ValidateBaseURL("api_url", s.APIURL, report)
 	}
 	if s.TokenTTL < 0 {
 		report("token_ttl", "must not be negative")
@@ -119,7 +117,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		}
 	}
 	if s.JoinURLTemplate != "" {
-		if _, err := parseJoinTemplate(s.JoinURLTemplate); err != nil {
+		if _, err := adapters.ParseJoinTemplate(s.JoinURLTemplate, joinData{}); err != nil {
 			report("join_url_template", "does not parse: "+err.Error())
 		}
 	}
@@ -151,24 +149,6 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-// validateURL checks an absolute http(s) URL without credentials, query or
-// fragment.
-func validateURL(field, raw string, report func(field, message string, near ...string)) {
-	u, err := url.Parse(raw)
-	switch {
-	case err == nil && u.User != nil:
-		report(field, "must not contain a user name or password")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
-		if strings.Contains(raw, "@") {
-			report(field, "must be an absolute http:// or https:// URL")
-		} else {
-			report(field, "{value} is not an absolute http:// or https:// URL")
-		}
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		report(field, "must not have a query (?) or fragment (#)")
-	}
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -188,24 +168,6 @@ type joinData struct {
 	Identity string // the same: 100ms has no numeric uid
 	URL      string // the room's URL, empty: 100ms rooms have none
 }
-
-// parseJoinTemplate parses a join_url_template and runs it once on empty
-// data, so a misspelt field is reported by config check rather than at the
-// first join.
-func parseJoinTemplate(text string) (*template.Template, error) {
-	t, err := template.New("join_url_template").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.Execute(discard{}, joinData{}); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // config turns settings into the provider's Config.
 func (s *Settings) config() Config {

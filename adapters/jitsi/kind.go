@@ -3,7 +3,6 @@ package jitsi
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/callgate/callgate/adapters"
@@ -48,7 +47,7 @@ func defaultSettings() *Settings {
 // config.Validator).
 func (s *Settings) Validate(report func(field, message string, near ...string)) {
 	if s.APIURL != "" {
-		validateURL("api_url", s.APIURL, report)
+		adapters.ValidateBaseURL("api_url", s.APIURL, report)
 	}
 	switch {
 	case s.AppID != "" && s.AppSecret == "":
@@ -92,24 +91,6 @@ func (s *Settings) validateJaaS(report func(field, message string, near ...strin
 		report("jaas_private_key", "required with jaas_app_id (the PEM private key of the API key)", "jaas_app_id")
 	} else if _, err := ParseRSAPrivateKey(s.JaaSPrivateKey); err != nil {
 		report("jaas_private_key", err.Error())
-	}
-}
-
-// validateURL checks an absolute http(s) URL without credentials, query or
-// fragment. Its value is shown only when it cannot hold credentials.
-func validateURL(field, raw string, report func(field, message string, near ...string)) {
-	u, err := url.Parse(raw)
-	switch {
-	case err == nil && u.User != nil:
-		report(field, "must not contain a user name or password")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.Hostname() == "":
-		if strings.Contains(raw, "@") {
-			report(field, "must be an absolute http:// or https:// URL")
-		} else {
-			report(field, "{value} is not an absolute http:// or https:// URL")
-		}
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
-		report(field, "must not have a query (?) or fragment (#)")
 	}
 }
 

@@ -83,6 +83,7 @@ func (p *Provider) Credential(ctx context.Context, rm calls.Room, req calls.Cred
 		},
 	}
 	if p.joinTmpl != nil {
+		// The keys are joinSample's.
 		var b strings.Builder
 		err := p.joinTmpl.Execute(&b, map[string]string{
 			"Room": rm.Name, "Token": token, "UID": req.UserID, "Identity": req.UserID, "URL": rm.URL,
@@ -125,3 +126,7 @@ func (p *Provider) mint(roomName, identity string, issued time.Time, ttl time.Du
 	out = enc64.AppendEncode(out, mac.Sum(nil))
 	return string(out), time.Unix(exp, 0).UTC(), nil
 }
+
+// joinSample is the data join_url_template is executed with (every key),
+// for checking a template at start-up.
+var joinSample = map[string]string{"Room": "", "Token": "", "UID": "", "Identity": "", "URL": ""}

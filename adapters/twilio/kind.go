@@ -2,10 +2,8 @@ package twilio
 
 import (
 	"context"
-	"net/url"
 	"regexp"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/callgate/callgate/adapters"
@@ -91,7 +89,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("room_type", "{value} is not a Twilio room type (group, group-small, peer-to-peer or go)")
 	}
 	if s.APIURL != "" {
-		validateURL("api_url", s.APIURL, report)
+		adapters.ValidateBaseURL("api_url", s.APIURL, report)
 	}
 	switch {
 	case s.TokenTTL < 0:
@@ -100,7 +98,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("token_ttl", "must be at most 24h (Twilio refuses longer-lived access tokens)")
 	}
 	if s.JoinURLTemplate != "" {
-		if _, err := parseJoinTemplate(s.JoinURLTemplate); err != nil {
+		if _, err := adapters.ParseJoinTemplate(s.JoinURLTemplate, joinSample); err != nil {
 			report("join_url_template", "is not a valid Go template: "+err.Error())
 		}
 	}
@@ -113,28 +111,6 @@ func validRoomType(t string) bool {
 		}
 	}
 	return t == ""
-}
-
-// validateURL checks an absolute http(s) URL without credentials, query or
-// fragment. Its value is shown only when it cannot hold credentials.
-func validateURL(field, raw string, report func(field, message string, near ...string)) {
-	u, err := url.Parse(raw)
-	switch {
-	case err == nil && u.User != nil:
-		report(field, "must not contain a user name or password")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.Hostname() == "":
-		if strings.Contains(raw, "@") {
-			report(field, "must be an absolute http:// or https:// URL")
-		} else {
-			report(field, "{value} is not an absolute http:// or https:// URL")
-		}
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
-		report(field, "must not have a query (?) or fragment (#)")
-	}
-}
-
-func parseJoinTemplate(s string) (*template.Template, error) {
-	return template.New("join_url_template").Option("missingkey=error").Parse(s)
 }
 
 // config turns settings into the provider's Config.

@@ -51,6 +51,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 )
@@ -172,7 +173,7 @@ func New(cfg Config) (*Provider, error) {
 		}
 	}
 	if cfg.JoinURLTemplate != "" {
-		if p.joinTmpl, err = parseJoinTemplate(cfg.JoinURLTemplate); err != nil {
+		if p.joinTmpl, err = adapters.ParseJoinTemplate(cfg.JoinURLTemplate, joinSample); err != nil {
 			return nil, fmt.Errorf("twilio: join_url_template: %w", err)
 		}
 	}

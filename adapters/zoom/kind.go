@@ -2,7 +2,6 @@ package zoom
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"text/template"
 	"time"
@@ -74,24 +73,13 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	}
 }
 
-func validateURL(field, raw string, report func(field, message string, near ...string)) {
+// validateURL checks a required base URL.
+func validateURL(field, raw string, report adapters.Report) {
 	if raw == "" {
 		report(field, "is required")
 		return
 	}
-	u, err := url.Parse(raw)
-	switch {
-	case err == nil && u.User != nil:
-		report(field, "must not contain a user name or password")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
-		if strings.Contains(raw, "@") {
-			report(field, "must be an absolute http:// or https:// URL")
-		} else {
-			report(field, "{value} is not an absolute http:// or https:// URL")
-		}
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
-		report(field, "must not have a query (?) or fragment (#)")
-	}
+	adapters.ValidateBaseURL(field, raw, report)
 }
 
 func (s *Settings) config() Config {
