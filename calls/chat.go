@@ -1,6 +1,9 @@
 package calls
 
-import "context"
+import (
+	"context"
+	"net/http"
+)
 
 // WebhookReply is how an inbound webhook is answered when its sender
 // expects more than a status: a challenge answer (Zoom url_validation,
@@ -10,6 +13,9 @@ type WebhookReply struct {
 	Status      int // 0 means 200
 	ContentType string
 	Body        []byte
+	// Header holds extra response headers (a redirect's Location, a
+	// cookie binding an OAuth state to the browser).
+	Header http.Header
 }
 
 // ProviderWebhook is what a provider status webhook held once verified:

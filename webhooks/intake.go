@@ -65,6 +65,14 @@ func reply(c echo.Context, r calls.WebhookReply) error {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			c.Response().Header().Add(k, v)
+		}
+	}
+	if len(r.Body) == 0 && status >= 300 && status < 400 {
+		return c.NoContent(status)
+	}
 	ct := r.ContentType
 	if ct == "" {
 		ct = echo.MIMEApplicationJSON

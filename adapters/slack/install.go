@@ -48,10 +48,8 @@ func (a *App) installURL() (string, error) {
 	return AuthorizeURL + "?" + q.Encode(), nil
 }
 
-// installPage answers GET install: a page that sends the browser to
-// Slack's consent screen at once (meta refresh), with the link to click
-// should it not. A 302 would be nicer; the intake's reply has no
-// Location header (see the README's seam note).
+// installPage answers GET install: a 302 to Slack's consent screen, with a
+// small page holding the link for clients that do not follow redirects.
 func (a *App) installPage(calls.WebhookRequest) (calls.ChatRequest, error) {
 	if !a.installable() {
 		return calls.ChatRequest{}, malformed("this Slack app is configured for one workspace (bot_token): there is nothing to install")
@@ -64,7 +62,10 @@ func (a *App) installPage(calls.WebhookRequest) (calls.ChatRequest, error) {
 	body := page("Add callgate to Slack",
 		`<meta http-equiv="refresh" content="0;url=`+e+`">`,
 		`<p><a href="`+e+`">Add to Slack</a></p><p>Opening Slack… If nothing happens, follow the link.</p>`)
-	return calls.ChatRequest{Reply: &calls.WebhookReply{Status: http.StatusOK, ContentType: "text/html; charset=utf-8", Body: body}}, nil
+	return calls.ChatRequest{Reply: &calls.WebhookReply{
+		Status: http.StatusFound, ContentType: "text/html; charset=utf-8", Body: body,
+		Header: http.Header{"Location": {u}, "Cache-Control": {"no-store"}},
+	}}, nil
 }
 
 // oauthCallback answers GET oauth, where Slack sends the browser back:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -36,7 +37,8 @@ func TestInstallFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Reply == nil || !strings.HasPrefix(req.Reply.ContentType, "text/html") {
+	if req.Reply == nil || !strings.HasPrefix(req.Reply.ContentType, "text/html") || req.Reply.Status != http.StatusFound ||
+		!strings.HasPrefix(req.Reply.Header.Get("Location"), AuthorizeURL+"?") {
 		t.Fatalf("install reply %+v", req.Reply)
 	}
 	m := regexp.MustCompile(`href="([^"]+)"`).FindSubmatch(req.Reply.Body)
