@@ -9,6 +9,7 @@ import (
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/livekit"
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
@@ -25,7 +26,7 @@ type kindList struct {
 // (see CONTRIBUTING.md).
 func builtinKinds() kindList {
 	return kindList{
-		Providers: []adapters.ProviderKind{jitsi.Kind},
+		Providers: []adapters.ProviderKind{jitsi.Kind, livekit.Kind},
 		Chats:     []adapters.ChatKind{voiplink.Kind},
 	}
 }
