@@ -2,6 +2,7 @@ package livekit
 
 import (
 	"context"
+	"io"
 	"net/url"
 	"strings"
 	"text/template"
@@ -109,8 +110,10 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 		report("max_participants", "must not be negative")
 	}
 	if s.JoinURLTemplate != "" {
-		if _, err := parseJoinTemplate(s.JoinURLTemplate); err != nil {
+		if tmpl, err := parseJoinTemplate(s.JoinURLTemplate); err != nil {
 			report("join_url_template", "is not a valid Go template: "+err.Error())
+		} else if err := tmpl.Execute(io.Discard, joinData{Room: "r", Token: "t", UID: "u", Identity: "u", URL: "wss://x"}); err != nil {
+			report("join_url_template", "cannot be filled in (it may use .Room .Token .UID .Identity .URL): "+err.Error())
 		}
 	}
 }

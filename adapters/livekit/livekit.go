@@ -307,9 +307,10 @@ func (p *Provider) apiError(what string, err error) error {
 	case twirp.Canceled, twirp.DeadlineExceeded, twirp.Unavailable, twirp.ResourceExhausted,
 		twirp.Internal, twirp.Unknown, twirp.Aborted, twirp.DataLoss:
 		if te.Code() == twirp.Internal || te.Code() == twirp.Unknown {
-			// Internal is also what the client reports for a request that
-			// never got an answer; a 4xx from a proxy is Unknown.
-			if status >= 400 && status < 500 && !httpx.Retryable(status) {
+			// The client also reports a redirect as Internal and a 4xx from
+			// something in front of the server as Unknown: those are
+			// refusals, not blips.
+			if status >= 300 && status < 500 && !httpx.Retryable(status) {
 				break
 			}
 		}
