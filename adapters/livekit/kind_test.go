@@ -114,3 +114,11 @@ func TestSettingsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamCall(t *testing.T) {
+	p := newTestProvider(t, nil)
+	got := p.StreamCall(calls.Room{Name: "call-1", ProviderID: "RM_1"})
+	if !reflect.DeepEqual(got, map[string]any{"room": "call-1", "sid": "RM_1", "url": "wss://project.livekit.cloud"}) {
+		t.Fatalf("%v", got)
+	}
+}

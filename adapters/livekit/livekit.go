@@ -337,3 +337,13 @@ func meaning(code twirp.ErrorCode, status int) string {
 	}
 	return fmt.Sprintf("refused the request: %s (HTTP %d)", code, status)
 }
+
+// StreamCall is the room in Stream's retired call shape (api.StreamCallShaper):
+// `livekit: {room, sid, url}` — what a LiveKit client needs besides the token.
+func (p *Provider) StreamCall(room calls.Room) map[string]any {
+	out := map[string]any{"room": room.Name, "url": p.wsURL}
+	if room.ProviderID != "" {
+		out["sid"] = room.ProviderID
+	}
+	return out
+}
