@@ -13,6 +13,7 @@ import (
 	"github.com/callgate/callgate/adapters/discord"
 	"github.com/callgate/callgate/adapters/hms"
 	"github.com/callgate/callgate/adapters/jitsi"
+	"github.com/callgate/callgate/adapters/livekit"
 	"github.com/callgate/callgate/adapters/mattermost"
 	slackkind "github.com/callgate/callgate/adapters/slack"
 	"github.com/callgate/callgate/adapters/streamchat"
@@ -37,6 +38,7 @@ type kindList struct {
 func builtinKinds() kindList {
 	return kindList{
 		Providers: []adapters.ProviderKind{
+			livekit.Kind,
 			jitsi.Kind,
 			agora.Kind,
 			twilio.Kind,
