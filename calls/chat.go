@@ -46,6 +46,11 @@ type ChatRequest struct {
 	// DeliveryID identifies a delivery the platform may repeat (Slack
 	// retries, Stream's X-Webhook-Id); empty when it gives none.
 	DeliveryID string
+	// ReplayKey is unique to one signed request (its signature): the
+	// intake refuses a second request with the same key, so a captured
+	// request cannot be sent again within the signature's time window.
+	// Empty when the platform signs nothing per request.
+	ReplayKey string
 	User       ChatUser
 	// Surface is the conversation the request came from; the intake sets
 	// its Chat to the configured name.

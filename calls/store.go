@@ -63,6 +63,11 @@ type Store interface {
 	// of the next page ("" on the last).
 	SearchCalls(ctx context.Context, q SearchQuery) ([]Call, string, error)
 
+	// MarkOnce records a mark on its own and reports whether it was new:
+	// the replay guard of signed chat requests. (Webhook deliveries that
+	// change a call are marked inside UpdateCall instead.)
+	MarkOnce(ctx context.Context, mark DeliveryMark) (fresh bool, err error)
+
 	// ListCalls returns calls in one of q.States whose q.By time is before
 	// q.Before (zero means any time; calls without that time are left out),
 	// oldest first, at most q.Limit (all when 0).

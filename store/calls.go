@@ -675,3 +675,24 @@ func (s *SQL) insertMark(ctx context.Context, tx *sql.Tx, m calls.DeliveryMark) 
 	}
 	return nil
 }
+
+// MarkOnce records a mark in a transaction of its own and reports whether
+// it was new.
+func (s *SQL) MarkOnce(ctx context.Context, m calls.DeliveryMark) (bool, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: mark %s: begin: %w", m.Source, err)
+	}
+	defer tx.Rollback()
+	err = s.insertMark(ctx, tx, m)
+	if errors.Is(err, calls.ErrDuplicateDelivery) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: mark %s: commit: %w", m.Source, err)
+	}
+	return true, nil
+}

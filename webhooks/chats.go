@@ -2,6 +2,8 @@ package webhooks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -22,8 +24,16 @@ type ChatRunner interface {
 	RunChat(ctx context.Context, chat string, req calls.ChatRequest) calls.ChatOutcome
 }
 
+// ReplayGuard remembers signed requests already received.
+type ReplayGuard interface {
+	MarkOnce(ctx context.Context, mark calls.DeliveryMark) (fresh bool, err error)
+}
+
 // ChatOptions configure the chat platform intake.
 type ChatOptions struct {
+	// Replays, when set, refuses a signed request seen before (by its
+	// ChatRequest.ReplayKey), across every replica sharing the store.
+	Replays ReplayGuard
 	// Chats by configured chat name.
 	Chats  map[string]calls.ChatIntake
 	Runner ChatRunner
@@ -104,6 +114,19 @@ func (h *chatIntake) handle(c echo.Context) error {
 	if err != nil {
 		h.outcomes.WithLabelValues(name, "failed").Inc()
 		return err
+	}
+	if parsed.ReplayKey != "" && h.opts.Replays != nil {
+		sum := sha256.Sum256([]byte(parsed.ReplayKey))
+		fresh, err := h.opts.Replays.MarkOnce(ctx, calls.DeliveryMark{Source: "replay:" + name, ID: hex.EncodeToString(sum[:]), At: h.opts.Now()})
+		if err != nil {
+			h.outcomes.WithLabelValues(name, "failed").Inc()
+			return err
+		}
+		if !fresh {
+			h.outcomes.WithLabelValues(name, "replayed").Inc()
+			h.opts.Logger.WarnContext(ctx, "chat request refused: replayed", "chat", name)
+			return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "this signed request was received before")
+		}
 	}
 	if parsed.Reply != nil {
 		h.outcomes.WithLabelValues(name, "challenge").Inc()

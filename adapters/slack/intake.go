@@ -75,11 +75,19 @@ func (a *App) ParseChat(ctx context.Context, path string, req calls.WebhookReque
 	if !utf8.Valid(req.Body) {
 		return calls.ChatRequest{}, malformed("the body is not valid UTF-8")
 	}
+	// Slack never repeats a command or a click (events are retried, and
+	// deduplicated by event id instead), so the same signature twice on
+	// these is a replay.
+	replayKey := req.Header.Get(HeaderSignature) + "|" + req.Header.Get(HeaderTimestamp)
 	switch path {
 	case PathCommands:
-		return a.parseCommand(req.Body)
+		out, err := a.parseCommand(req.Body)
+		out.ReplayKey = replayKey
+		return out, err
 	case PathInteractions:
-		return a.parseInteraction(req.Body)
+		out, err := a.parseInteraction(req.Body)
+		out.ReplayKey = replayKey
+		return out, err
 	}
 	return a.parseEvent(ctx, req)
 }

@@ -116,6 +116,9 @@ func (a *App) ParseChat(_ context.Context, path string, req calls.WebhookRequest
 		deliveryID = h[0]
 	}
 	out := calls.ChatRequest{
+		// A signature is one request: apps sign each attempt anew, so the
+		// same signature twice is a replay.
+		ReplayKey:  strings.Join(req.Header.Values(HeaderSignature), ","),
 		DeliveryID: deliveryID,
 		User:       calls.ChatUser{ID: cmd.Sender.ID, Name: cmd.Sender.Name, Locale: cmd.Sender.Locale},
 		Surface:    calls.Surface{Chat: a.name, Channel: cmd.ConversationID},

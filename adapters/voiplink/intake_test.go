@@ -57,14 +57,17 @@ const standup = `{"conversation_id":"conv-42","sender":{"id":"u-7","name":"Ada L
 
 func TestParseChatValid(t *testing.T) {
 	a := newApp(t, nil)
-	got, err := a.ParseChat(context.Background(), "", signed(standup, testSecret, testNow))
+	req := signed(standup, testSecret, testNow)
+	got, err := a.ParseChat(context.Background(), "", req)
 	if err != nil {
 		t.Fatalf("ParseChat: %v", err)
 	}
 	want := calls.ChatRequest{
-		User:    calls.ChatUser{ID: "u-7", Name: "Ada Lovelace", Locale: "en-GB"},
-		Surface: calls.Surface{Chat: "acme", Channel: "conv-42"},
-		Command: &calls.Command{Kind: calls.CommandStart, Type: calls.TypeVideo, Title: "Standup"},
+		// The signature identifies the request, for the intake's replay guard.
+		ReplayKey: req.Header.Get(HeaderSignature),
+		User:      calls.ChatUser{ID: "u-7", Name: "Ada Lovelace", Locale: "en-GB"},
+		Surface:   calls.Surface{Chat: "acme", Channel: "conv-42"},
+		Command:   &calls.Command{Kind: calls.CommandStart, Type: calls.TypeVideo, Title: "Standup"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ParseChat =\n%+v\nwant\n%+v", got, want)

@@ -366,3 +366,69 @@ func TestVoipLinkEndToEnd(t *testing.T) {
 		return last.Call.State == "ended"
 	})
 }
+
+// TestVoipLinkRefusedCommandsCreateNothing: unsigned, wrongly signed,
+// stale, replayed, altered and oversized commands are refused and create
+// no call.
+func TestVoipLinkRefusedCommandsCreateNothing(t *testing.T) {
+	app := newFakeApp(t)
+	dir := t.TempDir()
+	cfg := e2eConfig(t, dir, app.srv.URL+"/callgate", 1, "")
+	base, stop := startGateway(t, filepath.Join(dir, "data"), cfg, &syncBuffer{})
+	defer stop()
+	c := client{t: t, base: base, key: e2eKey}
+
+	body := []byte(`{"conversation_id":"c-1","sender":"ada","text":"/call video Standup"}`)
+	send := func(body []byte, ts time.Time, sig string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/chats/acme", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Callgate-Timestamp", strconv.FormatInt(ts.Unix(), 10))
+		if sig != "" {
+			req.Header.Set("X-Callgate-Signature", sig)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	now := time.Now()
+	good := voiplink.Sign([]byte(e2eAppSecret), now, body)
+	altered := append([]byte(nil), body...)
+	altered[len(altered)-3] = 'X'
+	big := []byte(`{"conversation_id":"c-1","sender":"ada","text":"/call ` + strings.Repeat("x", 2<<20) + `"}`)
+	for _, tc := range []struct {
+		name string
+		code int
+		send func() int
+	}{
+		{"unsigned", 401, func() int { return send(body, now, "") }},
+		{"wrong secret", 401, func() int { return send(body, now, voiplink.Sign([]byte("another-secret-0123456"), now, body)) }},
+		{"stale", 401, func() int {
+			old := now.Add(-6 * time.Minute)
+			return send(body, old, voiplink.Sign([]byte(e2eAppSecret), old, body))
+		}},
+		{"altered by one byte", 401, func() int { return send(altered, now, good) }},
+		{"oversized", 413, func() int { return send(big, now, voiplink.Sign([]byte(e2eAppSecret), now, big)) }},
+	} {
+		if got := tc.send(); got != tc.code {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.code)
+		}
+	}
+	if _, list, _ := c.do("GET", "/v1/calls", nil); len(list["calls"].([]any)) != 0 {
+		t.Fatalf("refused commands created calls: %v", list["calls"])
+	}
+	// The genuine command works once; the same signed request again is a
+	// replay, refused, and creates nothing more.
+	if got := send(body, now, good); got != 200 {
+		t.Fatalf("genuine command: %d", got)
+	}
+	if got := send(body, now, good); got != 401 {
+		t.Fatalf("replayed command: %d, want 401", got)
+	}
+	if _, list, _ := c.do("GET", "/v1/calls", nil); len(list["calls"].([]any)) != 1 {
+		t.Fatalf("calls after a replay: %v", list["calls"])
+	}
+}
