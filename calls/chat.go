@@ -51,7 +51,7 @@ type ChatRequest struct {
 	// request cannot be sent again within the signature's time window.
 	// Empty when the platform signs nothing per request.
 	ReplayKey string
-	User       ChatUser
+	User      ChatUser
 	// Surface is the conversation the request came from; the intake sets
 	// its Chat to the configured name.
 	Surface Surface
