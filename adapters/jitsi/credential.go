@@ -33,6 +33,9 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	if ttl == 0 {
 		ttl = defaultTTL
 	}
+	if p.maxTTL > 0 && ttl > p.maxTTL {
+		ttl = p.maxTTL
+	}
 	issued := req.IssuedAt
 	if issued.IsZero() {
 		issued = p.now()
@@ -82,6 +85,14 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 		link += "#" + strings.Join(frag, "&")
 	}
 	cred.JoinURL = link
+	if p.join != nil {
+		var b strings.Builder
+		data := joinData{Room: room.Name, Token: cred.Token, UID: req.UserID, Identity: req.UserID, URL: link}
+		if err := p.join.Execute(&b, data); err != nil {
+			return calls.Credential{}, fmt.Errorf("jitsi: join_url_template: %w", err)
+		}
+		cred.JoinURL = b.String()
+	}
 	return cred, nil
 }
 

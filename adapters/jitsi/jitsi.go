@@ -50,8 +50,10 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"text/template"
 	"time"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/calls"
 )
 
@@ -60,6 +62,11 @@ const DefaultBaseURL = "https://meet.jit.si"
 
 // DefaultAudience is the JWT "aud" Jitsi's token plugin expects by default.
 const DefaultAudience = "jitsi"
+
+// joinData is what join_url_template is executed with.
+type joinData struct {
+	Room, Token, UID, Identity, URL string
+}
 
 // defaultTTL is used when a credential request names no lifetime: a token
 // must expire, and an hour covers joining late without outliving the call by
@@ -96,6 +103,10 @@ type Config struct {
 	JaaSPrivateKey *rsa.PrivateKey
 	// Now returns the current time; nil means time.Now. Tests pin it.
 	Now func() time.Time
+	// TokenTTL, when set, caps credential lifetimes.
+	TokenTTL time.Duration
+	// JoinURLTemplate, when set, builds join links (see Settings).
+	JoinURLTemplate string
 }
 
 // Provider is a calls.Provider for Jitsi Meet.
@@ -112,6 +123,10 @@ type Provider struct {
 	jaasApp string
 	jaasKid string
 	jaasKey *rsa.PrivateKey
+	// maxTTL caps credential lifetimes (token_ttl); zero: no cap of its own.
+	maxTTL time.Duration
+	// join, when set, builds join links (join_url_template).
+	join *template.Template
 }
 
 // New validates the configuration and returns a provider.
@@ -178,6 +193,14 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.AppSecret != "" {
 		p.secret = []byte(cfg.AppSecret)
+	}
+	p.maxTTL = cfg.TokenTTL
+	if cfg.JoinURLTemplate != "" {
+		t, err := adapters.ParseJoinTemplate(cfg.JoinURLTemplate, joinData{})
+		if err != nil {
+			return nil, fmt.Errorf("jitsi: join_url_template: %w", err)
+		}
+		p.join = t
 	}
 	if p.audience == "" {
 		p.audience = DefaultAudience

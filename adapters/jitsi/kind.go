@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/calls"
@@ -37,6 +38,13 @@ type Settings struct {
 	JaaSAppID      string `yaml:"jaas_app_id"`
 	JaaSKeyID      string `yaml:"jaas_key_id"`
 	JaaSPrivateKey string `yaml:"jaas_private_key" secret:"true"`
+	// TokenTTL bounds the lifetime of join tokens; 0 (default) follows
+	// calls.token_ttl, and the shorter of the two wins.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// JoinURLTemplate, when set, builds join links instead of the Meet
+	// server's own (an app that embeds Jitsi): a Go template over .Room,
+	// .Token, .UID, .Identity and .URL (the Meet link callgate would give).
+	JoinURLTemplate string `yaml:"join_url_template"`
 }
 
 func defaultSettings() *Settings {
@@ -48,6 +56,14 @@ func defaultSettings() *Settings {
 func (s *Settings) Validate(report func(field, message string, near ...string)) {
 	if s.APIURL != "" {
 		adapters.ValidateBaseURL("api_url", s.APIURL, report)
+	}
+	if s.TokenTTL < 0 || s.TokenTTL > 24*time.Hour {
+		report("token_ttl", "must be between 0s (follow calls.token_ttl) and 24h")
+	}
+	if s.JoinURLTemplate != "" {
+		if _, err := adapters.ParseJoinTemplate(s.JoinURLTemplate, joinData{}); err != nil {
+			report("join_url_template", "is not a valid template: "+err.Error())
+		}
 	}
 	switch {
 	case s.AppID != "" && s.AppSecret == "":
@@ -108,6 +124,7 @@ func (s *Settings) config() Config {
 		BaseURL: s.APIURL, AppID: s.AppID, AppSecret: s.AppSecret,
 		Audience: s.Audience, Subject: s.Subject, WebhookSecrets: secrets,
 		JaaSAppID: s.JaaSAppID, JaaSKeyID: s.JaaSKeyID,
+		TokenTTL: s.TokenTTL, JoinURLTemplate: s.JoinURLTemplate,
 	}
 }
 

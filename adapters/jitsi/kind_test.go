@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/calls"
@@ -88,5 +89,34 @@ func TestSettingsValidate(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestTokenTTLAndJoinTemplate(t *testing.T) {
+	s := defaultSettings()
+	s.AppID, s.AppSecret = "callgate", "0123456789abcdef0123"
+	s.TokenTTL = 10 * time.Minute
+	s.JoinURLTemplate = "https://app.example/call?room={{.Room}}&jwt={{.Token}}&meet={{urlquery .URL}}"
+	p, err := build(context.Background(), s, adapters.Deps{Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := p.Credential(context.Background(), calls.Room{Name: "r-1"}, calls.CredentialRequest{UserID: "ada", Role: calls.RoleOwner, TTL: time.Hour, IssuedAt: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cred.ExpiresAt.Equal(testNow.Add(10 * time.Minute)) {
+		t.Fatalf("expires %v, want token_ttl to cap it at 10m", cred.ExpiresAt)
+	}
+	if !strings.HasPrefix(cred.JoinURL, "https://app.example/call?room=r-1&jwt="+cred.Token+"&meet=https%3A%2F%2Fmeet.jit.si%2Fr-1%3Fjwt%3D") {
+		t.Fatalf("join URL %q", cred.JoinURL)
+	}
+	var problems []string
+	bad := defaultSettings()
+	bad.JoinURLTemplate = "{{.Nope}}"
+	bad.TokenTTL = 48 * time.Hour
+	bad.Validate(func(field, msg string, _ ...string) { problems = append(problems, field) })
+	if strings.Join(problems, ",") != "token_ttl,join_url_template" {
+		t.Fatalf("problems %v", problems)
 	}
 }
