@@ -668,7 +668,7 @@ func (s *Service) ApplyProviderEvents(ctx context.Context, provider string, even
 }
 
 func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev ProviderEvent) error {
-	call, err := s.cfg.Store.FindByRoom(ctx, provider, ev.Room)
+	callID, err := s.callInRoom(ctx, provider, ev.Room)
 	if errors.Is(err, ErrNotFound) {
 		s.log.InfoContext(ctx, "provider event for a room callgate does not know", "provider", provider, "room", ev.Room, "kind", ev.Kind)
 		return nil
@@ -684,17 +684,27 @@ func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev Pr
 	if ev.DeliveryID != "" {
 		mark = &DeliveryMark{Source: provider, ID: ev.DeliveryID, At: s.now()}
 	}
-	_, err = s.updateMarked(ctx, call.ID, mark, func(c *Call) ([]Event, error) {
+	_, err = s.updateMarked(ctx, callID, mark, func(c *Call) ([]Event, error) {
 		return applyToCall(c, ev, at)
 	})
 	if errors.Is(err, ErrDuplicateDelivery) {
-		s.log.DebugContext(ctx, "duplicate provider delivery skipped", "call_id", call.ID, "delivery_id", ev.DeliveryID)
+		s.log.DebugContext(ctx, "duplicate provider delivery skipped", "call_id", callID, "delivery_id", ev.DeliveryID)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("apply %s to call %s: %w", ev.Kind, call.ID, err)
+		return fmt.Errorf("apply %s to call %s: %w", ev.Kind, callID, err)
 	}
 	return nil
+}
+
+// callInRoom names the call in the provider's room, without reading the
+// call when the store can (RoomIndex): UpdateCall reads it anyway.
+func (s *Service) callInRoom(ctx context.Context, provider, room string) (string, error) {
+	if ri, ok := s.cfg.Store.(RoomIndex); ok {
+		return ri.FindIDByRoom(ctx, provider, room)
+	}
+	call, err := s.cfg.Store.FindByRoom(ctx, provider, room)
+	return call.ID, err
 }
 
 // MaxRecordings bounds the recordings kept per call.

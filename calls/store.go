@@ -143,3 +143,12 @@ type SearchQuery struct {
 	// Cursor continues a previous search (its next cursor).
 	Cursor string
 }
+
+// RoomIndex is implemented by stores that can name the call in a provider
+// room without reading the call. Provider webhooks use it on the hot path:
+// the event is applied by UpdateCall, which reads the call anyway.
+type RoomIndex interface {
+	// FindIDByRoom returns the id of the call FindByRoom would return, or
+	// ErrNotFound.
+	FindIDByRoom(ctx context.Context, provider, room string) (string, error)
+}
