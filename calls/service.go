@@ -33,6 +33,11 @@ type ServiceConfig struct {
 	// RoomWait is how long a credential request waits for a room that is
 	// still being created before it gets ErrRoomNotReady; default 3s.
 	RoomWait time.Duration
+	// EventsAfter and MarksAfter are the retention of call events and
+	// webhook delivery marks; the timers prune older rows when the store
+	// can (Pruner). 0 keeps them.
+	EventsAfter time.Duration
+	MarksAfter  time.Duration
 	// ProviderTimeout bounds each credential and end-room request to a
 	// provider; default 10s.
 	ProviderTimeout time.Duration
@@ -636,6 +641,28 @@ func (s *Service) ExpireOnce(ctx context.Context) (int, error) {
 	return changed, nil
 }
 
+// pruneBatch bounds the rows of each kind one pass deletes.
+const pruneBatch = 1000
+
+// PruneOnce deletes a batch of events and delivery marks older than the
+// retention, when one is configured and the store can, and returns how
+// many rows went.
+func (s *Service) PruneOnce(ctx context.Context) (int64, error) {
+	p, ok := s.cfg.Store.(Pruner)
+	if !ok || (s.cfg.EventsAfter <= 0 && s.cfg.MarksAfter <= 0) {
+		return 0, nil
+	}
+	now := s.now()
+	var events, marks time.Time
+	if s.cfg.EventsAfter > 0 {
+		events = now.Add(-s.cfg.EventsAfter)
+	}
+	if s.cfg.MarksAfter > 0 {
+		marks = now.Add(-s.cfg.MarksAfter)
+	}
+	return p.Prune(ctx, events, marks, pruneBatch)
+}
+
 // RunTimers applies the timers every interval until ctx ends.
 func (s *Service) RunTimers(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -647,6 +674,9 @@ func (s *Service) RunTimers(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			if _, err := s.ExpireOnce(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "call timers failed", "err", err)
+			}
+			if _, err := s.PruneOnce(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "pruning old rows failed", "err", err)
 			}
 		}
 	}
