@@ -78,7 +78,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients")
 	flag.StringVar(&o.storeKind, "store", "sqlite", "gateway store: sqlite or postgres")
 	flag.StringVar(&o.dsn, "dsn", os.Getenv("CALLGATE_LOADTEST_DSN"), "PostgreSQL DSN for -store postgres (a fresh schema is created in it and dropped after)")
-	flag.StringVar(&o.scenarios, "scenarios", "echo,spread,hot,paced,storm,commands,create,faults,kill", "comma-separated scenarios to run, in order")
+	flag.StringVar(&o.scenarios, "scenarios", "echo,spread,hot,paced,storm,faults,kill,create,commands", "comma-separated scenarios to run, in order")
 	flag.IntVar(&o.calls, "calls", 200, "calls the spread scenario spreads webhooks over")
 	flag.IntVar(&o.storm, "storm", 5000, "participant events in the storm")
 	flag.DurationVar(&o.stormWithin, "storm-within", 5*time.Second, "the storm's time budget")
