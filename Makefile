@@ -1,5 +1,5 @@
 # The README's commands. `make test` is what CI runs.
-.PHONY: build run test interop-deps bench vet
+.PHONY: build run test interop-deps bench vet loadtest
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
@@ -28,3 +28,10 @@ bench:
 vet:
 	go vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# The load harness (see BENCHMARKS.md): builds the gateway, runs it on
+# loopback with a fake chat app, a slow fake provider and a bare Echo
+# ceiling, and prints every scenario's figures. LOADTEST_FLAGS adds flags,
+# e.g. LOADTEST_FLAGS='-store postgres -dsn postgres://...'.
+loadtest:
+	go run ./cmd/loadtest $(LOADTEST_FLAGS)

@@ -33,6 +33,11 @@ type ServiceConfig struct {
 	// RoomWait is how long a credential request waits for a room that is
 	// still being created before it gets ErrRoomNotReady; default 3s.
 	RoomWait time.Duration
+	// EventsAfter and MarksAfter are the retention of call events and
+	// webhook delivery marks; the timers prune older rows when the store
+	// can (Pruner). 0 keeps them.
+	EventsAfter time.Duration
+	MarksAfter  time.Duration
 	// ProviderTimeout bounds each credential and end-room request to a
 	// provider; default 10s.
 	ProviderTimeout time.Duration
@@ -636,6 +641,28 @@ func (s *Service) ExpireOnce(ctx context.Context) (int, error) {
 	return changed, nil
 }
 
+// pruneBatch bounds the rows of each kind one pass deletes.
+const pruneBatch = 1000
+
+// PruneOnce deletes a batch of events and delivery marks older than the
+// retention, when one is configured and the store can, and returns how
+// many rows went.
+func (s *Service) PruneOnce(ctx context.Context) (int64, error) {
+	p, ok := s.cfg.Store.(Pruner)
+	if !ok || (s.cfg.EventsAfter <= 0 && s.cfg.MarksAfter <= 0) {
+		return 0, nil
+	}
+	now := s.now()
+	var events, marks time.Time
+	if s.cfg.EventsAfter > 0 {
+		events = now.Add(-s.cfg.EventsAfter)
+	}
+	if s.cfg.MarksAfter > 0 {
+		marks = now.Add(-s.cfg.MarksAfter)
+	}
+	return p.Prune(ctx, events, marks, pruneBatch)
+}
+
 // RunTimers applies the timers every interval until ctx ends.
 func (s *Service) RunTimers(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -647,6 +674,9 @@ func (s *Service) RunTimers(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			if _, err := s.ExpireOnce(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "call timers failed", "err", err)
+			}
+			if _, err := s.PruneOnce(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "pruning old rows failed", "err", err)
 			}
 		}
 	}
@@ -668,7 +698,7 @@ func (s *Service) ApplyProviderEvents(ctx context.Context, provider string, even
 }
 
 func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev ProviderEvent) error {
-	call, err := s.cfg.Store.FindByRoom(ctx, provider, ev.Room)
+	callID, err := s.callInRoom(ctx, provider, ev.Room)
 	if errors.Is(err, ErrNotFound) {
 		s.log.InfoContext(ctx, "provider event for a room callgate does not know", "provider", provider, "room", ev.Room, "kind", ev.Kind)
 		return nil
@@ -685,7 +715,7 @@ func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev Pr
 		mark = &DeliveryMark{Source: provider, ID: ev.DeliveryID, At: s.now()}
 	}
 	resolver, _ := s.cfg.Providers[provider].(IdentityResolver)
-	_, err = s.updateMarked(ctx, call.ID, mark, func(c *Call) ([]Event, error) {
+	_, err = s.updateMarked(ctx, callID, mark, func(c *Call) ([]Event, error) {
 		if resolver != nil && ev.Identity != "" {
 			if userID, ok := resolver.ResolveIdentity(c, ev.Identity); ok {
 				ev.Identity = userID
@@ -694,13 +724,23 @@ func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev Pr
 		return applyToCall(c, ev, at)
 	})
 	if errors.Is(err, ErrDuplicateDelivery) {
-		s.log.DebugContext(ctx, "duplicate provider delivery skipped", "call_id", call.ID, "delivery_id", ev.DeliveryID)
+		s.log.DebugContext(ctx, "duplicate provider delivery skipped", "call_id", callID, "delivery_id", ev.DeliveryID)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("apply %s to call %s: %w", ev.Kind, call.ID, err)
+		return fmt.Errorf("apply %s to call %s: %w", ev.Kind, callID, err)
 	}
 	return nil
+}
+
+// callInRoom names the call in the provider's room, without reading the
+// call when the store can (RoomIndex): UpdateCall reads it anyway.
+func (s *Service) callInRoom(ctx context.Context, provider, room string) (string, error) {
+	if ri, ok := s.cfg.Store.(RoomIndex); ok {
+		return ri.FindIDByRoom(ctx, provider, room)
+	}
+	call, err := s.cfg.Store.FindByRoom(ctx, provider, room)
+	return call.ID, err
 }
 
 // MaxRecordings bounds the recordings kept per call.

@@ -148,3 +148,22 @@ type SearchQuery struct {
 	// Cursor continues a previous search (its next cursor).
 	Cursor string
 }
+
+// RoomIndex is implemented by stores that can name the call in a provider
+// room without reading the call. Provider webhooks use it on the hot path:
+// the event is applied by UpdateCall, which reads the call anyway.
+type RoomIndex interface {
+	// FindIDByRoom returns the id of the call FindByRoom would return, or
+	// ErrNotFound.
+	FindIDByRoom(ctx context.Context, provider, room string) (string, error)
+}
+
+// Pruner is implemented by stores that can delete old rows that only grow:
+// call events and webhook delivery marks. The timers call it when a
+// retention is configured.
+type Pruner interface {
+	// Prune deletes up to limit call events older than eventsBefore and up
+	// to limit delivery marks older than marksBefore (a zero time deletes
+	// none of that kind) and returns how many rows went.
+	Prune(ctx context.Context, eventsBefore, marksBefore time.Time, limit int) (int64, error)
+}

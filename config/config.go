@@ -20,6 +20,9 @@ type Config struct {
 	// policies.
 	Rooms    Rooms    `yaml:"rooms"`
 	Delivery Delivery `yaml:"delivery"`
+	// Retention bounds how long the store keeps event rows and webhook
+	// delivery marks.
+	Retention Retention `yaml:"retention"`
 	// Chats are the chat platform connections by name, like Providers.
 	Chats     map[string]Block `yaml:"chats"`
 	Templates Templates        `yaml:"templates"`
@@ -190,6 +193,18 @@ type Delivery struct {
 	Lease time.Duration `yaml:"lease"`
 	// Poll is how often an idle worker looks for work.
 	Poll time.Duration `yaml:"poll"`
+}
+
+// Retention is how long old rows are kept; the timers prune older ones.
+// 0 keeps them forever.
+type Retention struct {
+	// EventsAfter prunes call events (the per-call event log) older than
+	// this; default 720h.
+	EventsAfter time.Duration `yaml:"events_after"`
+	// MarksAfter prunes webhook delivery marks (redelivery dedupe) older
+	// than this; default 168h. It must outlast every provider's retries
+	// (at least 1h), or a late redelivery would be applied again.
+	MarksAfter time.Duration `yaml:"marks_after"`
 }
 
 // AllowsGuests reports whether stable links admit guests (default true).

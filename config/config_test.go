@@ -448,7 +448,7 @@ ${KEY}: x
 		want: []string{
 			"test.yaml:4: providers.jitsi.app_secret: environment variable JITSI_SECRET is not set",
 			"test.yaml:5: providers.jitsi.webhook_secret: environment variable C is not set",
-			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, rooms, server, store, templates)",
+			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates)",
 		},
 	},
 	{
@@ -644,7 +644,7 @@ default_provider: Jitsi
 		yaml: "providers:\n  \"a b\": {kind: jitsi}\n\"x\\ny\": 1\n",
 		want: []string{
 			`test.yaml:2: providers."a b": a provider name must use only a-z, 0-9, _ and -`,
-			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, rooms, server, store, templates)`,
+			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates)`,
 		},
 	},
 	{
@@ -837,6 +837,30 @@ rooms:
 	}
 }
 
+func TestRetentionValidation(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want string
+	}{
+		{"retention: {events_after: 0s, marks_after: 0s}\n", ""},
+		{"retention: {marks_after: 10m}\n", "retention.marks_after"},
+		{"retention: {events_after: -1h}\n", "retention.events_after"},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path, func(string) (string, bool) { return "", false }, testKinds)
+		if tc.want == "" && err != nil {
+			t.Errorf("%q: %v", tc.yaml, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q: got %v, want a problem with %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	c := defaults()
 	yes := true
@@ -865,8 +889,9 @@ func TestDefaults(t *testing.T) {
 			ReconcileInterval: time.Minute, ReconcileGrace: 2 * time.Minute, ReconcileBatch: 20},
 		Delivery: Delivery{Workers: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, MaxAttempts: 10,
 			Rate: 1, Burst: 3, Timeout: 10 * time.Second, Lease: 30 * time.Second, Poll: time.Second},
-		Chats: map[string]Block{},
-		Log:   Log{Level: "info", Format: "text"},
+		Retention: Retention{EventsAfter: 720 * time.Hour, MarksAfter: 168 * time.Hour},
+		Chats:     map[string]Block{},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults() =\n%+v\nwant\n%+v", c, want)

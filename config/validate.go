@@ -55,6 +55,7 @@ func (v *validator) validate(c *Config) {
 	v.calls(&c.Calls)
 	v.rooms(&c.Rooms)
 	v.delivery(&c.Delivery)
+	v.retention(&c.Retention)
 	for _, name := range sortedKeys(c.Chats) {
 		f := join("chats", name)
 		if !validName(name) {
@@ -398,6 +399,15 @@ func (v *validator) delivery(d *Delivery) {
 	v.positive("delivery.poll", d.Poll)
 	if d.Lease <= d.Timeout {
 		v.problem("delivery.lease", "must be longer than delivery.timeout, or a slow delivery could be taken over while it still runs")
+	}
+}
+
+func (v *validator) retention(r *Retention) {
+	if r.EventsAfter < 0 {
+		v.problem("retention.events_after", "must not be negative (0 keeps events forever)")
+	}
+	if r.MarksAfter < 0 || (r.MarksAfter > 0 && r.MarksAfter < time.Hour) {
+		v.problem("retention.marks_after", "must be 0 (keep forever) or at least 1h: marks must outlast providers' retries, or a late redelivery is applied again")
 	}
 }
 

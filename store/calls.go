@@ -114,6 +114,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	if err := tx.Commit(); err != nil {
 		return calls.Call{}, false, fmt.Errorf("store: create call %s: commit: %w", id, err)
 	}
+	s.children.put(&c)
 	setSeqs(events, evs)
 	return c, true, nil
 }
@@ -192,6 +193,20 @@ func (s *SQL) FindByRoom(ctx context.Context, provider, room string) (calls.Call
 	return c, nil
 }
 
+// FindIDByRoom returns the id of the call FindByRoom returns, reading
+// only the index (calls.RoomIndex).
+func (s *SQL) FindIDByRoom(ctx context.Context, provider, room string) (string, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT id FROM calls WHERE provider = ? AND room_name = ? ORDER BY created_at DESC, id DESC LIMIT 1`), provider, room).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: no call in room %q at provider %q: %w", room, provider, calls.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: find call by room: %w", err)
+	}
+	return id, nil
+}
+
 // UpdateCall runs change on a copy of the call while holding the call's
 // row (PostgreSQL) or the database's write lock (SQLite), then stores the
 // result with Version+1 and the events change returned, writing only what
@@ -217,7 +232,9 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMar
 			return calls.Call{}, err
 		}
 	}
-	cur, err := s.loadCall(ctx, tx, nid, true)
+	// cur may share the child cache's slices: it is only read, and a
+	// Clone goes to change and to the caller.
+	cur, err := s.loadForUpdate(ctx, tx, nid)
 	if err != nil {
 		return calls.Call{}, err
 	}
@@ -227,13 +244,13 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMar
 		return calls.Call{}, err
 	}
 	if len(events) == 0 {
-		if mark == nil {
-			return cur, nil
+		if mark != nil {
+			if err := tx.Commit(); err != nil {
+				return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
+			}
 		}
-		if err := tx.Commit(); err != nil {
-			return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
-		}
-		return cur, nil
+		s.children.put(&cur)
+		return cur.Clone(), nil
 	}
 	if next.ID != cur.ID {
 		return calls.Call{}, fmt.Errorf("store: update call %s: %w: change altered the call id to %q", nid, calls.ErrInvalidInput, next.ID)
@@ -254,8 +271,11 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMar
 		return calls.Call{}, err
 	}
 	if err := tx.Commit(); err != nil {
+		// The outcome is unknown; the next update reads the call afresh.
+		s.children.drop(nid)
 		return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
 	}
+	s.children.put(&next)
 	setSeqs(events, evs)
 	return next, nil
 }
@@ -289,7 +309,8 @@ func (s *SQL) writeChanges(ctx context.Context, tx *sql.Tx, cur, next *calls.Cal
 			return err
 		}
 	}
-	if err := s.writeRoster(ctx, tx, next.ID, rosterRows(cur), rosterRows(next)); err != nil {
+	gone, upserts := rosterChanges(cur, next)
+	if err := s.writeRosterRows(ctx, tx, next.ID, gone, upserts); err != nil {
 		return err
 	}
 	if err := s.writeSurfaces(ctx, tx, cur, next); err != nil {

@@ -162,8 +162,8 @@ func rosterRows(c *calls.Call) map[string]rosterRow {
 // touching only identities whose row differs: a join or leave in a large
 // call writes one row.
 func (s *SQL) writeRoster(ctx context.Context, tx *sql.Tx, id string, from, to map[string]rosterRow) error {
-	var gone []any
-	var upserts [][]any
+	var gone []string
+	changed := map[string]rosterRow{}
 	for identity := range from {
 		if _, ok := to[identity]; !ok {
 			gone = append(gone, identity)
@@ -173,6 +173,20 @@ func (s *SQL) writeRoster(ctx context.Context, tx *sql.Tx, id string, from, to m
 		if old, ok := from[identity]; ok && old.equal(r) {
 			continue
 		}
+		changed[identity] = r
+	}
+	return s.writeRosterRows(ctx, tx, id, gone, changed)
+}
+
+// writeRosterRows deletes the rows of the identities in goneIDs and
+// upserts the rows in changed.
+func (s *SQL) writeRosterRows(ctx context.Context, tx *sql.Tx, id string, goneIDs []string, changed map[string]rosterRow) error {
+	gone := make([]any, len(goneIDs))
+	for i, g := range goneIDs {
+		gone[i] = g
+	}
+	var upserts [][]any
+	for identity, r := range changed {
 		var joined any
 		if r.present {
 			joined = s.d.timeArg(r.joinedAt)

@@ -34,6 +34,9 @@ type SQL struct {
 	w *sql.DB
 	// r runs reads that need no lock.
 	r *sql.DB
+	// children caches members and rosters by call version, so a change
+	// to a large call does not reread them (see childCache).
+	children childCache
 }
 
 var _ calls.Store = (*SQL)(nil)

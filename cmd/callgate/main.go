@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if err != nil {
 			return 2
 		}
+		startPprof(getenv, stderr)
 		if err := serve(ctx, builtinKinds(), opts, stderr, nil); err != nil {
 			fmt.Fprintf(stderr, "callgate: %v\n", err)
 			return 1

@@ -100,6 +100,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		Store: st, Providers: providers.byName, DefaultProvider: cfg.DefaultProvider, Logger: log, Wake: wake,
 		RingTimeout: cfg.Calls.RingTimeout, MaxDuration: cfg.Calls.MaxDuration, TokenTTL: cfg.Calls.TokenTTL,
 		GuestJoin: cfg.Calls.AllowsGuests(), RoomWait: cfg.Rooms.Wait, EndWhenEmpty: cfg.Calls.EndWhenEmpty,
+		EventsAfter: cfg.Retention.EventsAfter, MarksAfter: cfg.Retention.MarksAfter,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// childCache keeps, per call, the members and roster this process last
+// stored or read, with the call version they belong to. Members and roster
+// change only with the call's version (CreateCall and UpdateCall write
+// them, nothing else does), so when the locked calls row has the cached
+// version the cached children are exactly what is stored: UpdateCall then
+// skips rereading a large roster for every event. Another replica's write
+// bumps the version, so the entry simply misses. Surfaces, whose delivery
+// state the outbox changes without a new version, are always read.
+//
+// Entries are immutable once stored; readers clone before changing.
+type childCache struct {
+	mu sync.Mutex
+	m  map[string]*cachedChildren
+}
+
+type cachedChildren struct {
+	version      int64
+	members      []calls.Member
+	participants []calls.Participant
+	seqs         map[string]calls.RosterMark
+}
+
+// childCacheSize bounds the entries; a full cache drops arbitrary ones.
+const childCacheSize = 2048
+
+func (cc *childCache) get(id string, version int64) (*cachedChildren, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	e, ok := cc.m[id]
+	if !ok || e.version != version {
+		return nil, false
+	}
+	return e, true
+}
+
+// put stores c's members and roster (cloned) at c's version.
+func (cc *childCache) put(c *calls.Call) {
+	e := &cachedChildren{
+		version:      c.Version,
+		members:      slices.Clone(c.Members),
+		participants: slices.Clone(c.Participants),
+		seqs:         maps.Clone(c.Seqs),
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.m == nil {
+		cc.m = map[string]*cachedChildren{}
+	}
+	if len(cc.m) >= childCacheSize {
+		n := 0
+		for k := range cc.m {
+			delete(cc.m, k)
+			if n++; n >= childCacheSize/8 {
+				break
+			}
+		}
+	}
+	cc.m[c.ID] = e
+}
+
+func (cc *childCache) drop(id string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	delete(cc.m, id)
+}
+
+// loadForUpdate reads the call locked for the transaction, taking members
+// and roster from the cache when it holds the stored version. The call
+// returned shares the cache's slices: it must not be changed (UpdateCall
+// changes a Clone).
+func (s *SQL) loadForUpdate(ctx context.Context, tx *sql.Tx, id string) (calls.Call, error) {
+	c, err := scanCall(tx.QueryRowContext(ctx, s.d.q(selectCalls+` WHERE id = ?`+s.d.forUpdate), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return calls.Call{}, fmt.Errorf("store: call %s: %w", id, calls.ErrNotFound)
+	}
+	if err != nil {
+		return calls.Call{}, fmt.Errorf("store: read call %s: %w", id, err)
+	}
+	e, ok := s.children.get(id, c.Version)
+	if !ok {
+		if err := s.loadChildren(ctx, tx, []*calls.Call{&c}); err != nil {
+			return calls.Call{}, err
+		}
+		return c, nil
+	}
+	c.Members, c.Participants, c.Seqs = e.members, e.participants, e.seqs
+	err = s.eachRow(ctx, tx, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id = ? ORDER BY pos`, []any{id}, func(r *sql.Rows) error {
+		_, sf, err := scanSurface(r)
+		if err != nil {
+			return err
+		}
+		c.Surfaces = append(c.Surfaces, sf)
+		return nil
+	})
+	if err != nil {
+		return calls.Call{}, fmt.Errorf("store: read call surfaces: %w", err)
+	}
+	return c, nil
+}
+
+// rosterChanges returns the call_roster rows that differ between cur and
+// next: identities whose row goes, and rows to upsert. It walks both
+// rosters once without building them as maps; an identity it is unsure
+// about (rosters read back in another order) is rewritten, which is
+// harmless.
+func rosterChanges(cur, next *calls.Call) (gone []string, upserts map[string]rosterRow) {
+	touched := map[string]bool{}
+	a, b := cur.Participants, next.Participants
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j >= len(b):
+			touched[a[i].Identity] = true
+			i++
+		case i >= len(a):
+			touched[b[j].Identity] = true
+			j++
+		default:
+			switch n := compareParticipant(a[i], b[j]); {
+			case n < 0:
+				touched[a[i].Identity] = true
+				i++
+			case n > 0:
+				touched[b[j].Identity] = true
+				j++
+			default:
+				if a[i].Name != b[j].Name {
+					touched[a[i].Identity] = true
+				}
+				i++
+				j++
+			}
+		}
+	}
+	for id, m := range next.Seqs {
+		if old, ok := cur.Seqs[id]; !ok || old != m {
+			touched[id] = true
+		}
+	}
+	for id := range cur.Seqs {
+		if _, ok := next.Seqs[id]; !ok {
+			touched[id] = true
+		}
+	}
+	if len(touched) == 0 {
+		return nil, nil
+	}
+	upserts = map[string]rosterRow{}
+	for _, p := range next.Participants {
+		if touched[p.Identity] {
+			upserts[p.Identity] = rosterRow{present: true, name: p.Name, joinedAt: p.JoinedAt}
+		}
+	}
+	for id := range touched {
+		r := upserts[id]
+		if m, ok := next.Seqs[id]; ok && m.Seq != 0 {
+			r.seq, r.seqPresent = m.Seq, m.Present
+		}
+		if !r.present && r.seq == 0 {
+			delete(upserts, id)
+			gone = append(gone, id)
+			continue
+		}
+		upserts[id] = r
+	}
+	return gone, upserts
+}
+
+func compareParticipant(a, b calls.Participant) int {
+	if n := a.JoinedAt.Compare(b.JoinedAt); n != 0 {
+		return n
+	}
+	return strings.Compare(a.Identity, b.Identity)
+}
