@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,10 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/discord"
 	"github.com/callgate/callgate/adapters/mattermost"
 	"github.com/callgate/callgate/adapters/slack"
 	"github.com/callgate/callgate/adapters/streamchat"
+	"github.com/callgate/callgate/calls"
 )
 
 // Secrets of the chat platforms' end-to-end configurations.
@@ -186,6 +189,7 @@ providers:
   poll: 100ms
 rooms:
   poll: 100ms
+  workers: 4
 `, e2eKey, providers, chats, pace, pace)
 	path := filepath.Join(dir, "callgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -560,5 +564,151 @@ func TestChatPlatformsEndToEnd(t *testing.T) {
 				t.Fatalf("call state %v, want ended", st)
 			}
 		})
+	}
+}
+
+// slowRooms is a provider that takes six seconds to create a room (or
+// until released), recording when each attempt started and returned.
+type slowRooms struct {
+	mu       sync.Mutex
+	entered  map[string]time.Time
+	returned map[string]time.Time
+	release  chan struct{}
+	delay    time.Duration
+}
+
+func newSlowRooms(delay time.Duration) *slowRooms {
+	return &slowRooms{entered: map[string]time.Time{}, returned: map[string]time.Time{}, release: make(chan struct{}), delay: delay}
+}
+
+func (s *slowRooms) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls.Room, error) {
+	s.mu.Lock()
+	s.entered[req.CallID] = time.Now()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.returned[req.CallID] = time.Now()
+		s.mu.Unlock()
+	}()
+	select {
+	case <-time.After(s.delay):
+	case <-s.release:
+	case <-ctx.Done():
+		return calls.Room{}, calls.Temporary(ctx.Err(), 0)
+	}
+	return calls.Room{Name: "slow-" + req.CallID, URL: "https://slow.example/" + req.CallID}, nil
+}
+
+func (s *slowRooms) Credential(_ context.Context, room calls.Room, req calls.CredentialRequest) (calls.Credential, error) {
+	return calls.Credential{JoinURL: room.URL, Token: "t", ExpiresAt: req.IssuedAt.Add(req.TTL)}, nil
+}
+
+func (s *slowRooms) EndRoom(context.Context, calls.Room) error { return nil }
+
+// state says whether the room of callID is being created (entered, not
+// returned) and whether it has returned.
+func (s *slowRooms) state(callID string) (inside, done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, in := s.entered[callID]
+	_, out := s.returned[callID]
+	return in && !out, out
+}
+
+type slowSettings struct{}
+
+// slowGateway runs a gateway whose only provider is rooms, with the
+// given chat blocks.
+func slowGateway(tb testing.TB, rooms *slowRooms, chats string) (string, func() error) {
+	kinds := builtinKinds()
+	kinds.Providers = append(kinds.Providers, adapters.Provider("slowrooms",
+		func() *slowSettings { return &slowSettings{} },
+		func(context.Context, *slowSettings, adapters.Deps) (calls.Provider, error) { return rooms, nil }))
+	dir := tb.TempDir()
+	cfg := chatsConfig(tb, dir, 5, "  slow: {kind: slowrooms}\n", chats)
+	return startGatewayTB(tb, kinds, serveOptions{addr: "127.0.0.1:0", dataDir: filepath.Join(dir, "data"), configFile: cfg, getenv: noEnv}, &syncBuffer{})
+}
+
+// startGatewayTB is startGatewayKinds for benchmarks too.
+func startGatewayTB(tb testing.TB, kinds kindList, opts serveOptions, logs io.Writer) (string, func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrCh := make(chan string, 1)
+	errCh := make(chan error, 1)
+	go func() { errCh <- serve(ctx, kinds, opts, logs, func(addr string) { addrCh <- addr }) }()
+	select {
+	case addr := <-addrCh:
+		return "http://" + addr, func() error { cancel(); return <-errCh }
+	case err := <-errCh:
+		cancel()
+		tb.Fatalf("gateway did not start: %v", err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		tb.Fatal("gateway did not start within 20s")
+	}
+	return "", nil
+}
+
+// TestChatAnswersWhileTheProviderIsSlow: a provider that takes 6 s to
+// create rooms. Each platform's command is answered while the room of its
+// call is still being created (observed at the provider), so the answer
+// cannot depend on the provider; and inside the platform's deadline
+// (Slack and Discord 3 s, Stream 1 s), the contract those platforms
+// enforce, asserted with that bound only.
+func TestChatAnswersWhileTheProviderIsSlow(t *testing.T) {
+	rooms := newSlowRooms(6 * time.Second)
+	platforms := []*chatPlatform{slackPlatform(t), discordPlatform(t), streamPlatform(t)}
+	deadline := map[string]time.Duration{"slack": 3 * time.Second, "discord": 3 * time.Second, "stream": time.Second}
+	var chats string
+	for _, p := range platforms {
+		chats += p.yaml
+	}
+	base, stop := slowGateway(t, rooms, chats)
+	defer stop()
+	defer close(rooms.release)
+	c := client{t: t, base: base, key: e2eKey}
+	for _, p := range platforms {
+		started := time.Now()
+		status, answer := p.command(t, base, "video Standup")
+		took := time.Since(started)
+		if status != 200 {
+			t.Fatalf("%s: %d %s", p.name, status, answer)
+		}
+		if took > deadline[p.name] {
+			t.Errorf("%s answered in %s, past its %s deadline", p.name, took, deadline[p.name])
+		}
+		callID := chatCallOf(t, c, p.name)
+		if _, done := rooms.state(callID); done {
+			t.Fatalf("%s: the room was created before the answer was checked", p.name)
+		}
+		// The worker is inside CreateRoom for this very call, and has not
+		// come back: the answer above was given without it.
+		eventually(t, 5*time.Second, p.name+": the provider working on the room", func() bool {
+			inside, _ := rooms.state(callID)
+			return inside
+		})
+		_, body, _ := c.do("GET", "/v1/calls/"+callID, nil)
+		if st := body["call"].(map[string]any)["room"].(map[string]any)["status"]; st != "preparing" {
+			t.Fatalf("%s: room %v while the provider is blocked", p.name, st)
+		}
+		// The card is posted without the room too.
+		eventually(t, 5*time.Second, p.name+": the card posted", func() bool { _, ok := p.fake.lastAccepted(); return ok })
+	}
+}
+
+// BenchmarkChatCommandSlowProvider measures Slack command intake (verify,
+// parse, create the call, answer) while every room creation is stuck at
+// the provider.
+func BenchmarkChatCommandSlowProvider(b *testing.B) {
+	rooms := newSlowRooms(time.Hour)
+	p := slackPlatform(b)
+	base, stop := slowGateway(b, rooms, p.yaml)
+	defer stop()
+	defer close(rooms.release)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if status, answer := p.command(b, base, "new video Standup"); status != 200 {
+			b.Fatalf("%d %s", status, answer)
+		}
 	}
 }
