@@ -262,7 +262,19 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 	}
 	api := slack.New(token, slack.OptionHTTPClient(a.api.StandardClient()), slack.OptionAPIURL(a.apiURL))
 	creator, slackCreator := a.slackUser(d.Call.CreatedBy)
-	native := a.native && slackCreator && d.JoinURL != "" && (ref.TS == "" || ref.CallID != "")
+	// A "dm:U…" surface rings one person: the card is posted to their
+	// user id, which Slack delivers as the app's direct message to them
+	// (chat:write, im:write); Slack answers with the D… channel, kept in
+	// the reference for the edits. Native calls are the channel's only.
+	channel := d.Surface.Channel
+	user, direct := d.Surface.DirectUser()
+	if direct {
+		if !userIDPattern.MatchString(user) {
+			return "", calls.Permanentf("slack: %q is not a Slack user id", truncate(user, 32))
+		}
+		channel = user
+	}
+	native := a.native && !direct && slackCreator && d.JoinURL != "" && (ref.TS == "" || ref.CallID != "")
 	in, names := a.cardInput(d)
 	card := a.texts.Card(in)
 
@@ -289,14 +301,14 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 	opts := []slack.MsgOption{slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...)}
 	if ref.TS == "" {
 		opts = append(opts, slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
-		channel, ts, err := api.PostMessageContext(ctx, d.Surface.Channel, opts...)
+		posted, ts, err := api.PostMessageContext(ctx, channel, opts...)
 		if err != nil {
 			return "", a.apiError("chat.postMessage", err)
 		}
-		if channel == "" {
-			channel = d.Surface.Channel
+		if posted == "" {
+			posted = channel
 		}
-		ref.Channel, ref.TS = channel, ts
+		ref.Channel, ref.TS = posted, ts
 	} else if _, _, _, err := api.UpdateMessageContext(ctx, ref.Channel, ref.TS, opts...); err != nil {
 		return "", a.apiError("chat.update", err)
 	}
