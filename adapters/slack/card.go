@@ -326,6 +326,39 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 	return ref.String(), nil
 }
 
+// IsMember tells whether a Slack user is still in the surface's channel,
+// when check_membership is on (otherwise everyone is, as before):
+// conversations.members, paged 1000 at a time and stopped at the first
+// match. conversations.members was chosen over users.conversations: a
+// card's channel is one list to read, where a person may be in thousands
+// of channels, and both need the same scopes (channels:read,
+// groups:read).
+func (a *App) IsMember(ctx context.Context, s calls.Surface, user string) (bool, error) {
+	if !a.membership {
+		return true, nil
+	}
+	token, err := a.token(ctx, s.Workspace)
+	if err != nil {
+		return false, err
+	}
+	api := slack.New(token, slack.OptionHTTPClient(a.api.StandardClient()), slack.OptionAPIURL(a.apiURL))
+	cursor := ""
+	for range 100 {
+		members, next, err := api.GetUsersInConversationContext(ctx, &slack.GetUsersInConversationParameters{ChannelID: s.Channel, Cursor: cursor, Limit: 1000})
+		if err != nil {
+			return false, a.apiError("conversations.members", err)
+		}
+		if slices.Contains(members, user) {
+			return true, nil
+		}
+		if next == "" {
+			return false, nil
+		}
+		cursor = next
+	}
+	return false, errors.New("slack conversations.members: too many pages")
+}
+
 // roster is who Slack's call should show: the call's participants, Slack
 // users by their id and others as external users.
 func (a *App) roster(c calls.Call) ([]string, []slack.CallParticipant) {

@@ -712,3 +712,93 @@ func BenchmarkChatCommandSlowProvider(b *testing.B) {
 		}
 	}
 }
+
+// TestSlackRingsByNameAndRoomPerChannel: `/call @U0BEN` rings Ben with a
+// direct-message card (posted to his user id) showing Accept and Decline;
+// his Accept click follows on both cards; `/call ring off` makes a later
+// mention ring nobody and say so; and with room_strategy per_channel two
+// calls of one channel get the same provider room.
+func TestSlackRingsByNameAndRoomPerChannel(t *testing.T) {
+	p := slackPlatform(t)
+	dir := t.TempDir()
+	yaml := strings.TrimSuffix(p.yaml, "}\n") + ", room_strategy: per_channel}\n"
+	// Slack answers a post to a user id with the DM channel.
+	p.fake.answer = func(inner func(http.ResponseWriter, *http.Request, []byte)) func(http.ResponseWriter, *http.Request, []byte) {
+		return func(w http.ResponseWriter, r *http.Request, body []byte) {
+			form, _ := url.ParseQuery(string(body))
+			if strings.HasSuffix(r.URL.Path, "/chat.postMessage") && form.Get("channel") == "U0BEN" {
+				fmt.Fprint(w, `{"ok":true,"channel":"DBEN","ts":"1700000001.000001"}`)
+				return
+			}
+			inner(w, r, body)
+		}
+	}(p.fake.answer)
+	cfg := chatsConfig(t, dir, 5, "", yaml)
+	base, stop := startGateway(t, filepath.Join(dir, "data"), cfg, &syncBuffer{})
+	defer stop()
+	c := client{t: t, base: base, key: e2eKey}
+
+	if status, answer := p.command(t, base, "<@U0BEN|ben> Standup"); status != 200 {
+		t.Fatalf("command: %d %s", status, answer)
+	}
+	callID := chatCallOf(t, c, "slack")
+	dmCard := func() (platformRequest, bool) {
+		var last platformRequest
+		found := false
+		for _, r := range p.fake.cards() {
+			form, _ := url.ParseQuery(string(r.body))
+			if r.status == 200 && (form.Get("channel") == "U0BEN" || form.Get("channel") == "DBEN") {
+				last, found = r, true
+			}
+		}
+		return last, found
+	}
+	eventually(t, 10*time.Second, "Ben's direct-message card", func() bool { _, ok := dmCard(); return ok })
+	dm, _ := dmCard()
+	if blocks := p.text(dm.body); !strings.Contains(blocks, `"action_id":"accept"`) || !strings.Contains(blocks, `"action_id":"decline"`) {
+		t.Fatalf("the ringing card has no Accept and Decline: %s", blocks)
+	}
+	// Ben accepts from his DM: both cards follow (Join and End now).
+	payload := fmt.Sprintf(`{"type":"block_actions","team":{"id":"T0E2E"},"user":{"id":"U0BEN","name":"ben"},"channel":{"id":"DBEN"},"response_url":"https://hooks.slack.com/actions/T0E2E/2/x","actions":[{"action_id":"accept","block_id":"callgate_actions","value":%q,"type":"button"}]}`, callID)
+	body := []byte(url.Values{"payload": {payload}}.Encode())
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	h.Set("X-Slack-Request-Timestamp", ts)
+	h.Set("X-Slack-Signature", slack.Sign([]byte(slackSecret), ts, body))
+	if status, answer := post(t, base+"/webhooks/chats/slack/interactions", h, body); status != 200 {
+		t.Fatalf("accept: %d %s", status, answer)
+	}
+	eventually(t, 10*time.Second, "the DM card after the accept", func() bool {
+		dm, _ := dmCard()
+		return strings.Contains(p.text(dm.body), `"action_id":"end"`) && strings.Contains(string(dm.path), "chat.update")
+	})
+	room1 := roomOf(t, c, callID)
+	if status, _ := p.end(t, base, callID); status != 200 {
+		t.Fatal("end")
+	}
+
+	// Cy opts out; mentioning only Cy rings nobody and says why.
+	cy := url.Values{"team_id": {"T0E2E"}, "channel_id": {"C0E2E"}, "user_id": {"U0CY"}, "user_name": {"cy"}, "command": {"/call"}, "text": {"ring off"}}
+	cyBody := []byte(cy.Encode())
+	h.Set("X-Slack-Signature", slack.Sign([]byte(slackSecret), ts, cyBody))
+	if status, answer := post(t, base+"/webhooks/chats/slack/commands", h, cyBody); status != 200 || !strings.Contains(answer, "not be rung by name") {
+		t.Fatalf("ring off: %d %s", status, answer)
+	}
+	if status, answer := p.command(t, base, "<@U0CY|cy> Sync"); status != 200 || !strings.Contains(answer, "asked not to be rung") {
+		t.Fatalf("mentioning an opted-out person: %d %s", status, answer)
+	}
+
+	// per_channel: the next call in the channel reuses the room.
+	if status, answer := p.command(t, base, "video Again"); status != 200 {
+		t.Fatalf("second call: %d %s", status, answer)
+	}
+	var second string
+	eventually(t, 5*time.Second, "the second call", func() bool {
+		second = chatCallOf(t, c, "slack")
+		return second != callID
+	})
+	if room2 := roomOf(t, c, second); room2 != room1 || !strings.HasPrefix(room1, "cgc") {
+		t.Fatalf("rooms %q and %q, want one per channel", room1, room2)
+	}
+}
