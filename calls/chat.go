@@ -3,6 +3,8 @@ package calls
 import (
 	"context"
 	"net/http"
+	"strings"
+	"time"
 )
 
 // WebhookReply is how an inbound webhook is answered when its sender
@@ -57,6 +59,9 @@ type ChatRequest struct {
 	Surface Surface
 	Command *Command
 	Action  *ChatAction
+	// RoomStrategy is the chat's room_strategy (set by the intake from the
+	// configuration); empty means RoomPerCall.
+	RoomStrategy RoomStrategy
 	// Private carries what the adapter needs to answer (an interaction
 	// token, a response URL); the intake passes it back untouched.
 	Private any
@@ -73,6 +78,46 @@ type ChatOutcome struct {
 	PersonalURL string
 	// Err is a domain error whose message is safe to show.
 	Err error
+	// Notices are template keys of sentences to add to the answer
+	// (NoticeRingOff, NoticeRingOn, NoticeNotRung).
+	Notices []string
+}
+
+// Notices a chat answer may carry (keys of templates.Set.Text).
+const (
+	NoticeRingOff = "card.ring_off"
+	NoticeRingOn  = "card.ring_on"
+	NoticeNotRung = "card.not_rung"
+)
+
+// DirectPrefix starts the Channel of a surface that is a direct message
+// to one person of the platform ("dm:<platform user id>"): the card that
+// rings them. Adapters that can write to a person open the direct
+// conversation themselves; others deliver nothing to such a surface.
+const DirectPrefix = "dm:"
+
+// DirectUser returns the platform user id a "dm:" surface rings.
+func (s Surface) DirectUser() (string, bool) {
+	u, ok := strings.CutPrefix(s.Channel, DirectPrefix)
+	return u, ok && u != ""
+}
+
+// RingPreferences is an optional capability of a Store: people who asked
+// not to be rung by name (`/call ring off`), per chat.
+type RingPreferences interface {
+	// SetRingOptOut records (out) or forgets (!out) the opt-out of the
+	// platform user of chat.
+	SetRingOptOut(ctx context.Context, chat, platformUserID string, out bool, at time.Time) error
+	// RingOptOuts returns which of the platform users of chat opted out.
+	RingOptOuts(ctx context.Context, chat string, platformUserIDs []string) (map[string]bool, error)
+}
+
+// ChannelMembership is an optional capability of a chat adapter: whether
+// a person still belongs to the conversation of a surface, where the
+// platform can tell. The intake asks it before minting a personal join
+// link for a click or a command.
+type ChannelMembership interface {
+	IsMember(ctx context.Context, s Surface, platformUserID string) (bool, error)
 }
 
 // ChatIntake verifies and parses what a chat platform sends to

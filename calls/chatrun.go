@@ -31,6 +31,18 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 	switch cmd.Kind {
 	case CommandHelp:
 		return ChatOutcome{}
+	case CommandRing:
+		prefs, ok := s.cfg.Store.(RingPreferences)
+		if !ok {
+			return ChatOutcome{Err: fmt.Errorf("%w: this gateway cannot keep ringing preferences", ErrInvalidInput)}
+		}
+		if err := prefs.SetRingOptOut(ctx, actor.Chat, req.User.ID, !cmd.RingOn, s.now()); err != nil {
+			return ChatOutcome{Err: err}
+		}
+		if cmd.RingOn {
+			return ChatOutcome{Notices: []string{NoticeRingOn}}
+		}
+		return ChatOutcome{Notices: []string{NoticeRingOff}}
 	case CommandEnd:
 		call, err := s.cfg.Store.FindBySurface(ctx, surface.Key())
 		if err != nil {
@@ -42,9 +54,23 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 		}
 		return ChatOutcome{Call: ended}
 	}
-	members := make([]Member, 0, len(cmd.Mentions))
-	for _, m := range cmd.Mentions {
+	mentions, notices, err := s.ringable(ctx, actor.Chat, cmd.Mentions)
+	if err != nil {
+		return ChatOutcome{Err: err}
+	}
+	if len(cmd.Mentions) > 0 && len(mentions) == 0 {
+		return ChatOutcome{Notices: notices, Err: fmt.Errorf("%w: the people you mentioned asked not to be rung by name", ErrInvalidInput)}
+	}
+	members := make([]Member, 0, len(mentions))
+	surfaces := []Surface{surface}
+	for _, m := range mentions {
 		members = append(members, Member{UserID: actor.Chat + ":" + m, Role: RoleParticipant})
+		// Each person rung gets the card in a direct message, which
+		// follows the call (ringing, answered, cancelled, missed) through
+		// the outbox like the channel's card.
+		if m != req.User.ID {
+			surfaces = append(surfaces, Surface{Chat: surface.Chat, Workspace: surface.Workspace, Channel: DirectPrefix + m})
+		}
 	}
 	id := chatCallID(actor.Chat, req.DeliveryID)
 	if !cmd.New && len(members) == 0 {
@@ -75,9 +101,32 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 		ID:   id,
 		Type: string(cmd.Type), Provider: cmd.Provider, Title: cmd.Title,
 		Members: members, Ring: len(members) > 0, Guests: &guests,
-		Surfaces: []Surface{surface},
+		Surfaces: surfaces, RoomName: roomName(req.RoomStrategy, surface, actor),
 	})
-	return ChatOutcome{Call: call, Created: created, Err: err}
+	return ChatOutcome{Call: call, Created: created, Err: err, Notices: notices}
+}
+
+// ringable drops the mentions of people who opted out of being rung, and
+// says so in a notice.
+func (s *Service) ringable(ctx context.Context, chat string, mentions []string) ([]string, []string, error) {
+	prefs, ok := s.cfg.Store.(RingPreferences)
+	if !ok || len(mentions) == 0 {
+		return mentions, nil, nil
+	}
+	out, err := prefs.RingOptOuts(ctx, chat, mentions)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept := make([]string, 0, len(mentions))
+	for _, m := range mentions {
+		if !out[m] {
+			kept = append(kept, m)
+		}
+	}
+	if len(kept) < len(mentions) {
+		return kept, []string{NoticeNotRung}, nil
+	}
+	return kept, nil, nil
 }
 
 func (s *Service) runAction(ctx context.Context, actor Actor, req ChatRequest) ChatOutcome {
@@ -106,6 +155,25 @@ func (s *Service) runAction(ctx context.Context, actor Actor, req ChatRequest) C
 		err = fmt.Errorf("%w: unknown action %q", ErrInvalidInput, req.Action.Kind)
 	}
 	return ChatOutcome{Call: call, Err: err}
+}
+
+// roomName is the provider room a chat's strategy asks for: one per
+// conversation (per_channel) or per caller (per_user), as a name every
+// provider accepts (lowercase hex behind a prefix, 25 characters) that
+// reveals neither the conversation nor the person; "" for per_call.
+func roomName(strategy RoomStrategy, surface Surface, actor Actor) string {
+	var seed string
+	switch strategy {
+	case RoomPerChannel:
+		k := surface.Key()
+		seed = "channel\x00" + k.Chat + "\x00" + k.Workspace + "\x00" + k.Channel
+	case RoomPerUser:
+		seed = "user\x00" + actor.UserID
+	default:
+		return ""
+	}
+	sum := sha256.Sum256([]byte("callgate-room\x00" + seed))
+	return "cg" + string(strategy[4]) + hex.EncodeToString(sum[:11])
 }
 
 // successorID is the id of the call that follows `previous` in a

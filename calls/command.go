@@ -13,6 +13,9 @@ const (
 	CommandStart CommandKind = "start"
 	CommandEnd   CommandKind = "end"
 	CommandHelp  CommandKind = "help"
+	// CommandRing switches whether the person may be rung by name
+	// (`/call ring off|on`); Command.RingOn says which.
+	CommandRing CommandKind = "ring"
 )
 
 // Command is a parsed `/call` command, the one grammar every chat platform
@@ -21,6 +24,7 @@ const (
 //	/call [new] [audio|video] [@person …] [provider-name] [title …]
 //	/call end
 //	/call help
+//	/call ring off|on
 type Command struct {
 	Kind CommandKind
 	Type Type
@@ -32,6 +36,8 @@ type Command struct {
 	Title    string
 	// New insists on a new call even when the channel has a live one.
 	New bool
+	// RingOn is what `/call ring on|off` asks for.
+	RingOn bool
 }
 
 // MaxCommandLength bounds a command's text.
@@ -62,6 +68,11 @@ func ParseCommand(text string, isProvider func(string) bool) (Command, error) {
 			return Command{Kind: CommandEnd}, nil
 		case "help", "?":
 			return Command{Kind: CommandHelp}, nil
+		case "ring":
+			if len(words) != 2 || (!strings.EqualFold(words[1], "on") && !strings.EqualFold(words[1], "off")) {
+				return Command{}, fmt.Errorf("%w: type `/call ring off` not to be rung by name, `/call ring on` to be rung again", ErrInvalidInput)
+			}
+			return Command{Kind: CommandRing, RingOn: strings.EqualFold(words[1], "on")}, nil
 		case "new":
 			cmd.New = true
 			words = words[1:]

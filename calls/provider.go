@@ -25,7 +25,28 @@ type RoomRequest struct {
 	Type        Type
 	Title       string
 	MaxDuration time.Duration // zero means no limit
+	// Name is the room name the gateway suggests (a chat's room_strategy:
+	// one persistent room per channel or per person); empty means the
+	// provider derives its own. A provider that names rooms uses it, and
+	// reuses the room when it exists already.
+	Name string
 }
+
+// RoomNameKey is where a call keeps its suggested room name (Room.Data)
+// until the room worker has created the room.
+const RoomNameKey = "callgate_room_name"
+
+// RoomStrategy is how a chat's calls get provider rooms.
+type RoomStrategy string
+
+const (
+	// RoomPerCall (the default) gives every call a new room.
+	RoomPerCall RoomStrategy = "per_call"
+	// RoomPerChannel gives a conversation one persistent room.
+	RoomPerChannel RoomStrategy = "per_channel"
+	// RoomPerUser gives each caller a personal room.
+	RoomPerUser RoomStrategy = "per_user"
+)
 
 // CredentialRequest is one person asking to join.
 type CredentialRequest struct {

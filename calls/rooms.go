@@ -112,7 +112,7 @@ func (w *RoomWorker) work(ctx context.Context, job RoomJob) error {
 		return w.fail(ctx, call, fmt.Sprintf("provider %q is not configured any more", call.Provider), "permanent", started)
 	}
 	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
-	room, err := provider.CreateRoom(actx, RoomRequest{CallID: call.ID, Type: call.Type, Title: call.Title, MaxDuration: w.cfg.MaxDuration})
+	room, err := provider.CreateRoom(actx, RoomRequest{CallID: call.ID, Type: call.Type, Title: call.Title, MaxDuration: w.cfg.MaxDuration, Name: call.Room.Data[RoomNameKey]})
 	cancel()
 	if err == nil {
 		return w.store(ctx, call, room, started)

@@ -121,6 +121,9 @@ type CreateRequest struct {
 	Guests *bool
 	// Surfaces are where the call is shown.
 	Surfaces []Surface
+	// RoomName, when set, is the provider room name to ask for (see
+	// RoomRequest.Name).
+	RoomName string
 }
 
 // MaxTitleLength bounds titles so they fit on every chat card.
@@ -218,6 +221,9 @@ func (s *Service) newCall(actor Actor, req CreateRequest) (Call, []Event, error)
 	}
 	for _, sf := range req.Surfaces {
 		c.AddSurface(sf)
+	}
+	if req.RoomName != "" {
+		c.Room.Data = map[string]string{RoomNameKey: req.RoomName}
 	}
 	events := []Event{{Kind: EventCreated, CallID: c.ID, State: StateCreated, Actor: actor.UserID, At: now}}
 	// Ringing starts with the call, while its room is prepared: the people

@@ -607,6 +607,9 @@ func (d *decoder) kindedBlock(e entry, field string, fam family) Block {
 		return b
 	}
 	b.Kind = kind
+	if fam.what == "chat platform" {
+		rest = d.roomStrategy(rest, field, &b)
+	}
 	kf := field + ".kind"
 	k, ok := fam.find(kind)
 	switch {
@@ -626,6 +629,38 @@ func (d *decoder) kindedBlock(e entry, field string, fam family) Block {
 	}
 	d.skip[field] = true
 	return b
+}
+
+// RoomStrategies are the values of a chat block's room_strategy.
+var RoomStrategies = []string{"per_call", "per_channel", "per_user"}
+
+// roomStrategy takes a chat block's room_strategy out of its entries (it
+// is common to every chat kind, like kind) into b.
+func (d *decoder) roomStrategy(entries []entry, field string, b *Block) []entry {
+	rest := entries[:0:0]
+	for _, e := range entries {
+		if e.name != "room_strategy" {
+			rest = append(rest, e)
+			continue
+		}
+		f := field + ".room_strategy"
+		d.pos[f] = position{line: e.key.Line}
+		n := d.resolve(e.val)
+		if isNull(n) {
+			continue
+		}
+		s, ok := d.text(n, f, "per_call, per_channel or per_user")
+		if !ok {
+			continue
+		}
+		s = strings.TrimSpace(s)
+		if !slices.Contains(RoomStrategies, s) {
+			d.add(d.line(f, n), f, d.show(f, s)+" is not a room strategy (per_call, per_channel or per_user)")
+			continue
+		}
+		b.RoomStrategy = s
+	}
+	return rest
 }
 
 // newSettings calls k.NewSettings, returning nil unless it gives a non-nil

@@ -39,6 +39,10 @@ type Block struct {
 	// Settings is what the kind's NewSettings returned, with the block
 	// decoded into it and validated.
 	Settings any
+	// RoomStrategy is a chat block's `room_strategy` (per_call, the
+	// default when empty; per_channel; per_user), a setting every chat
+	// kind accepts and the engine applies; always empty for providers.
+	RoomStrategy string
 	// Line is where the block's name was written (in defaults.yaml for a
 	// block the file did not replace).
 	Line int

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -39,6 +40,9 @@ type ChatOptions struct {
 	Runner ChatRunner
 	// Links builds the stable and personal join links chat answers carry.
 	Links joinlink.Links
+	// RoomStrategies are the chats' room_strategy settings by chat name
+	// (absent: per_call).
+	RoomStrategies map[string]calls.RoomStrategy
 	// LinkTTL is how long a personal link minted for a click lasts.
 	LinkTTL   time.Duration
 	PublicURL string
@@ -132,14 +136,18 @@ func (h *chatIntake) handle(c echo.Context) error {
 		h.outcomes.WithLabelValues(name, "challenge").Inc()
 		return reply(c, *parsed.Reply)
 	}
+	parsed.RoomStrategy = h.opts.RoomStrategies[name]
 	out := h.opts.Runner.RunChat(ctx, name, parsed)
 	if out.Call.ID != "" {
 		out.JoinURL = h.opts.Links.Stable(out.Call.ID)
 	}
-	// The person who clicked Join, or who started or found the call, gets
-	// a link signed for them alone.
-	wantsLink := (parsed.Action != nil && parsed.Action.Kind == "join") ||
-		(parsed.Command != nil && parsed.Command.Kind == calls.CommandStart)
+	// The person who clicked Join or Accept, or who started or found the
+	// call, gets a link signed for them alone.
+	click := parsed.Action != nil && (parsed.Action.Kind == "join" || parsed.Action.Kind == "accept")
+	wantsLink := click || (parsed.Command != nil && parsed.Command.Kind == calls.CommandStart)
+	if out.Err == nil && out.Call.ID != "" && wantsLink && !out.Call.State.Terminal() && click {
+		out.Err = h.stillMember(ctx, name, intake, parsed, out.Call)
+	}
 	if out.Err == nil && out.Call.ID != "" && wantsLink && !out.Call.State.Terminal() {
 		out.PersonalURL, out.Err = h.opts.Links.Personal(joinlink.Claims{
 			CallID: out.Call.ID, UserID: calls.ChatUserActor(name, parsed.User.ID).UserID,
@@ -160,6 +168,46 @@ func (h *chatIntake) handle(c echo.Context) error {
 	}
 	h.outcomes.WithLabelValues(name, "answered").Inc()
 	return reply(c, answer)
+}
+
+// membershipTimeout bounds the platform's answer to "is this person
+// still in the conversation?".
+const membershipTimeout = 2 * time.Second
+
+// stillMember re-checks, where the platform can tell (the adapter is a
+// calls.ChannelMembership), that the person clicking Join on a card still
+// belongs to the conversation the card is in. People the call names as
+// members (the caller, people rung) are not asked about: the call admits
+// them whoever's channel it is. A platform that cannot answer (an error, a
+// timeout) gets a refusal, not a link: a link is a door that stays open
+// for its whole lifetime, and the person can click again.
+func (h *chatIntake) stillMember(ctx context.Context, name string, intake calls.ChatIntake, req calls.ChatRequest, call calls.Call) error {
+	mc, ok := intake.(calls.ChannelMembership)
+	if !ok || req.Surface.Channel == "" {
+		return nil
+	}
+	if _, direct := req.Surface.DirectUser(); direct {
+		return nil
+	}
+	userID := calls.ChatUserActor(name, req.User.ID).UserID
+	for _, m := range call.Members {
+		if m.UserID == userID {
+			return nil
+		}
+	}
+	surface := req.Surface
+	surface.Chat = name
+	cctx, cancel := context.WithTimeout(ctx, membershipTimeout)
+	defer cancel()
+	member, err := mc.IsMember(cctx, surface, req.User.ID)
+	if err != nil {
+		h.opts.Logger.WarnContext(ctx, "chat membership could not be checked; no link given", "chat", name, "err", err)
+		return fmt.Errorf("%w: could not confirm that you are in this conversation; try again in a moment", calls.ErrForbidden)
+	}
+	if !member {
+		return fmt.Errorf("%w: you are not in this conversation any more", calls.ErrForbidden)
+	}
+	return nil
 }
 
 // domainErrors are the errors whose messages are written for users.

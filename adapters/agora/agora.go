@@ -187,6 +187,11 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if req.CallID == "" {
 		return calls.Room{}, fmt.Errorf("%w: agora: a channel needs a call id", calls.ErrInvalidInput)
 	}
+	if req.Name != "" {
+		// A chat's room strategy: one persistent channel per conversation
+		// or person (Agora channels exist by name).
+		return calls.Room{Name: req.Name}, nil
+	}
 	return calls.Room{Name: ChannelName(req.CallID)}, nil
 }
 

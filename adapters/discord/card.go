@@ -169,6 +169,9 @@ func safeURL(raw string) string {
 // bucket Discord said is empty is not called until it refills: the answer
 // is calls.Temporary with the wait, as for a 429.
 func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error) {
+	if user, ok := d.Surface.DirectUser(); ok {
+		return a.postDirect(ctx, d, user)
+	}
 	channel := d.Surface.Channel
 	if !isSnowflake(channel) {
 		return "", calls.Permanentf("discord: %q is not a channel id", truncate(channel, 32))
@@ -186,6 +189,64 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 		}
 	}
 	return a.send(ctx, http.MethodPost, channel, "", body)
+}
+
+// postDirect rings one person: their DM channel with the bot is opened
+// (POST /users/@me/channels {recipient_id}, which returns the existing one
+// when there is one), then the card is posted there and edited after like
+// a channel's. The reference is "<dm channel>/<message>", so edits need no
+// second lookup.
+func (a *App) postDirect(ctx context.Context, d calls.CardDelivery, user string) (string, error) {
+	if !isSnowflake(user) {
+		return "", calls.Permanentf("discord: %q is not a user id", truncate(user, 32))
+	}
+	channel, message, _ := strings.Cut(d.Surface.Delivery.MessageRef, "/")
+	if !isSnowflake(channel) {
+		channel, message = "", ""
+	}
+	if channel == "" {
+		id, err := a.openDM(ctx, user)
+		if err != nil {
+			return "", err
+		}
+		channel = id
+	}
+	body := jsonBody(a.Card(d))
+	if isSnowflake(message) {
+		id, err := a.send(ctx, http.MethodPatch, channel, message, body)
+		var gone *unknownMessage
+		if !errors.As(err, &gone) {
+			if err != nil {
+				return "", err
+			}
+			return channel + "/" + id, nil
+		}
+	}
+	id, err := a.send(ctx, http.MethodPost, channel, "", body)
+	if err != nil {
+		return "", err
+	}
+	return channel + "/" + id, nil
+}
+
+// openDM returns the id of the bot's DM channel with a user.
+func (a *App) openDM(ctx context.Context, user string) (string, error) {
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, a.api+"/users/@me/channels", jsonBody(map[string]string{"recipient_id": user}))
+	if err != nil {
+		return "", calls.Permanentf("discord: invalid api_url")
+	}
+	a.authorize(req)
+	answer, _, err := httpx.Do(a.client, req, "discord: opening a DM")
+	if err != nil {
+		return "", err
+	}
+	var ch struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(answer, &ch) != nil || !isSnowflake(ch.ID) {
+		return "", calls.Permanentf("discord: the DM channel answer holds no id")
+	}
+	return ch.ID, nil
 }
 
 // unknownMessage is an edit of a message that no longer exists (10008).

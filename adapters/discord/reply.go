@@ -63,6 +63,11 @@ func (a *App) Response(req calls.ChatRequest, out calls.ChatOutcome) Response {
 	}
 	if act := req.Action; act != nil {
 		switch act.Kind {
+		case "accept":
+			if out.PersonalURL != "" {
+				return a.personalLink(lang, "", out.PersonalURL)
+			}
+			return Response{Type: discordgo.InteractionResponseDeferredMessageUpdate}
 		case "join":
 			if out.PersonalURL == "" || out.Call.State.Terminal() {
 				return ephemeral(t("card.ended_already"))

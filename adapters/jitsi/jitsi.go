@@ -239,6 +239,11 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 		return calls.Room{}, fmt.Errorf("%w: jitsi: a room needs a call id", calls.ErrInvalidInput)
 	}
 	name := req.CallID + "-" + calls.RandomString(roomSuffixLen)
+	if req.Name != "" {
+		// The chat's room strategy names a persistent room (per channel
+		// or per person): Jitsi rooms exist by name, so this is reuse.
+		name = req.Name
+	}
 	return calls.Room{Name: name, URL: p.roomURL(name)}, nil
 }
 

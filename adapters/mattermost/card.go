@@ -3,6 +3,7 @@ package mattermost
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -114,6 +115,9 @@ func (a *App) render(c calls.Call, joinURL, channelID string, names map[string]s
 // PostCard creates the bot's card post (POST /api/v4/posts) or patches it
 // (PUT /api/v4/posts/{id}/patch).
 func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error) {
+	if user, ok := d.Surface.DirectUser(); ok {
+		return a.postDirect(ctx, d, user)
+	}
 	if checkID("channel", d.Surface.Channel, true) != nil {
 		return "", calls.Permanentf("the surface has no Mattermost channel id")
 	}
@@ -142,6 +146,86 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 		return "", calls.Permanentf("Mattermost create post: the answer holds no post id")
 	}
 	return post.ID, nil
+}
+
+// postDirect rings one person: the bot's direct channel with them is
+// opened (GET /api/v4/users/me once for the bot's id, then POST
+// /api/v4/channels/direct [bot, user], which returns the existing channel),
+// and the card is posted there, its buttons signed for that channel. The
+// reference is "<channel>/<post>" so edits sign for the same channel.
+func (a *App) postDirect(ctx context.Context, d calls.CardDelivery, user string) (string, error) {
+	if checkID("user", user, true) != nil {
+		return "", calls.Permanentf("%q is not a Mattermost user id", truncate(user, 32))
+	}
+	channel, post, _ := strings.Cut(d.Surface.Delivery.MessageRef, "/")
+	if channel == "" || post == "" {
+		bot, err := a.botID(ctx)
+		if err != nil {
+			return "", err
+		}
+		answer, err := a.do(ctx, http.MethodPost, "/api/v4/channels/direct", []string{bot, user}, "Mattermost open direct channel")
+		if err != nil {
+			return "", err
+		}
+		var ch struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(answer, &ch) != nil || ch.ID == "" {
+			return "", calls.Permanentf("Mattermost open direct channel: the answer holds no channel id")
+		}
+		direct := d
+		direct.Surface.Channel = ch.ID
+		direct.Surface.Delivery.MessageRef = ""
+		id, err := a.PostCard(ctx, direct)
+		if err != nil {
+			return "", err
+		}
+		return ch.ID + "/" + id, nil
+	}
+	direct := d
+	direct.Surface.Channel, direct.Surface.Delivery.MessageRef = channel, post
+	if _, err := a.PostCard(ctx, direct); err != nil {
+		return "", err
+	}
+	return channel + "/" + post, nil
+}
+
+// botID is the bot account's user id (GET /api/v4/users/me), looked up once.
+func (a *App) botID(ctx context.Context) (string, error) {
+	a.mu.Lock()
+	id := a.bot
+	a.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	answer, err := a.do(ctx, http.MethodGet, "/api/v4/users/me", nil, "Mattermost get the bot user")
+	if err != nil {
+		return "", err
+	}
+	var me struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(answer, &me) != nil || me.ID == "" {
+		return "", calls.Permanentf("Mattermost get the bot user: the answer holds no id")
+	}
+	a.mu.Lock()
+	a.bot = me.ID
+	a.mu.Unlock()
+	return me.ID, nil
+}
+
+// IsMember tells whether a user still belongs to the surface's channel:
+// GET /api/v4/channels/{channel}/members/{user} (404: not a member).
+func (a *App) IsMember(ctx context.Context, s calls.Surface, user string) (bool, error) {
+	if checkID("channel", s.Channel, true) != nil || checkID("user", user, true) != nil {
+		return false, nil
+	}
+	_, err := a.do(ctx, http.MethodGet, "/api/v4/channels/"+url.PathEscape(s.Channel)+"/members/"+url.PathEscape(user), nil, "Mattermost get channel member")
+	var perm *calls.PermanentError
+	if errors.As(err, &perm) && strings.Contains(perm.Error(), "404") {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // maxNames bounds the username cache.

@@ -242,7 +242,7 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 		switch {
 		case out.Err != nil:
 			body = map[string]string{"ephemeral_text": escape(reason(out.Err)) + "."}
-		case req.Action.Kind == "join":
+		case req.Action.Kind == "join" || (req.Action.Kind == "accept" && out.PersonalURL != ""):
 			body = map[string]string{"ephemeral_text": escape(t("card.personal_link")) + " " + out.PersonalURL}
 		default:
 			body = map[string]any{"update": map[string]any{"message": "", "props": map[string]any{"attachments": []Attachment{a.render(out.Call, out.JoinURL, req.Surface.Channel, names)}}}}
@@ -256,6 +256,8 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 		text = escape(reason(p.commandErr)) + ". " + escape(t("card.help"))
 	case out.Err != nil:
 		text = escape(reason(out.Err)) + "."
+	case out.Call.ID == "" && len(out.Notices) > 0:
+		text = ""
 	case req.Command == nil || req.Command.Kind == calls.CommandHelp || out.Call.ID == "":
 		text = escape(t("card.help"))
 	default:
@@ -270,6 +272,9 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 			lines = append(lines, escape(t("card.personal_link"))+" "+out.PersonalURL)
 		}
 		text = strings.Join(lines, "\n")
+	}
+	for _, k := range out.Notices {
+		text = strings.TrimLeft(text+"\n"+escape(t(k)), "\n")
 	}
 	return jsonReply(map[string]string{"response_type": "ephemeral", "text": text})
 }

@@ -166,12 +166,14 @@ type App struct {
 
 	mu    sync.Mutex
 	names map[string]string // user id → username, bounded
+	bot   string            // the bot's user id, once looked up
 }
 
 var (
 	_ calls.ChatIntake         = (*App)(nil)
 	_ calls.CardPoster         = (*App)(nil)
 	_ calls.DestinationLimiter = (*App)(nil)
+	_ calls.ChannelMembership  = (*App)(nil)
 )
 
 // New validates the settings and builds the app.

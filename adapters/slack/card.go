@@ -262,7 +262,19 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 	}
 	api := slack.New(token, slack.OptionHTTPClient(a.api.StandardClient()), slack.OptionAPIURL(a.apiURL))
 	creator, slackCreator := a.slackUser(d.Call.CreatedBy)
-	native := a.native && slackCreator && d.JoinURL != "" && (ref.TS == "" || ref.CallID != "")
+	// A "dm:U…" surface rings one person: the card is posted to their
+	// user id, which Slack delivers as the app's direct message to them
+	// (chat:write, im:write); Slack answers with the D… channel, kept in
+	// the reference for the edits. Native calls are the channel's only.
+	channel := d.Surface.Channel
+	user, direct := d.Surface.DirectUser()
+	if direct {
+		if !userIDPattern.MatchString(user) {
+			return "", calls.Permanentf("slack: %q is not a Slack user id", truncate(user, 32))
+		}
+		channel = user
+	}
+	native := a.native && !direct && slackCreator && d.JoinURL != "" && (ref.TS == "" || ref.CallID != "")
 	in, names := a.cardInput(d)
 	card := a.texts.Card(in)
 
@@ -289,14 +301,14 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 	opts := []slack.MsgOption{slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...)}
 	if ref.TS == "" {
 		opts = append(opts, slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
-		channel, ts, err := api.PostMessageContext(ctx, d.Surface.Channel, opts...)
+		posted, ts, err := api.PostMessageContext(ctx, channel, opts...)
 		if err != nil {
 			return "", a.apiError("chat.postMessage", err)
 		}
-		if channel == "" {
-			channel = d.Surface.Channel
+		if posted == "" {
+			posted = channel
 		}
-		ref.Channel, ref.TS = channel, ts
+		ref.Channel, ref.TS = posted, ts
 	} else if _, _, _, err := api.UpdateMessageContext(ctx, ref.Channel, ref.TS, opts...); err != nil {
 		return "", a.apiError("chat.update", err)
 	}
@@ -312,6 +324,39 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 		}
 	}
 	return ref.String(), nil
+}
+
+// IsMember tells whether a Slack user is still in the surface's channel,
+// when check_membership is on (otherwise everyone is, as before):
+// conversations.members, paged 1000 at a time and stopped at the first
+// match. conversations.members was chosen over users.conversations: a
+// card's channel is one list to read, where a person may be in thousands
+// of channels, and both need the same scopes (channels:read,
+// groups:read).
+func (a *App) IsMember(ctx context.Context, s calls.Surface, user string) (bool, error) {
+	if !a.membership {
+		return true, nil
+	}
+	token, err := a.token(ctx, s.Workspace)
+	if err != nil {
+		return false, err
+	}
+	api := slack.New(token, slack.OptionHTTPClient(a.api.StandardClient()), slack.OptionAPIURL(a.apiURL))
+	cursor := ""
+	for range 100 {
+		members, next, err := api.GetUsersInConversationContext(ctx, &slack.GetUsersInConversationParameters{ChannelID: s.Channel, Cursor: cursor, Limit: 1000})
+		if err != nil {
+			return false, a.apiError("conversations.members", err)
+		}
+		if slices.Contains(members, user) {
+			return true, nil
+		}
+		if next == "" {
+			return false, nil
+		}
+		cursor = next
+	}
+	return false, errors.New("slack conversations.members: too many pages")
 }
 
 // roster is who Slack's call should show: the call's participants, Slack

@@ -70,7 +70,11 @@ func (a *App) answer(req calls.ChatRequest, p *pending, out calls.ChatOutcome) *
 	if p.commandErr != nil {
 		return ephemeral(Escape(reason(p.commandErr)) + ".\n" + Escape(t("card.help")))
 	}
+	notes := a.notices(lang, out.Notices)
 	if out.Err != nil {
+		if notes != "" {
+			return ephemeral(Escape(reason(out.Err)) + ".\n" + notes)
+		}
 		switch {
 		case errors.Is(out.Err, calls.ErrForbidden) && isEnd(req):
 			return ephemeral(Escape(t("card.not_owner")))
@@ -88,6 +92,9 @@ func (a *App) answer(req calls.ChatRequest, p *pending, out calls.ChatOutcome) *
 		}
 		return nil // the card shows what the click did
 	}
+	if out.Call.ID == "" && notes != "" {
+		return ephemeral(notes)
+	}
 	if req.Command == nil || req.Command.Kind == calls.CommandHelp || out.Call.ID == "" {
 		return ephemeral(Escape(t("card.help")))
 	}
@@ -102,7 +109,19 @@ func (a *App) answer(req calls.ChatRequest, p *pending, out calls.ChatOutcome) *
 		return a.personalLink(lang, Escape(t("card.live_call_here")), out.PersonalURL)
 	}
 	lead := "*" + Escape(title) + "*: " + Escape(t("card.state."+string(out.Call.State)))
+	if notes != "" {
+		lead += "\n" + notes
+	}
 	return a.personalLink(lang, lead, out.PersonalURL)
+}
+
+// notices words the outcome's notices (template keys), escaped.
+func (a *App) notices(lang string, keys []string) string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, Escape(a.texts.Text(lang, k)))
+	}
+	return strings.Join(out, "\n")
 }
 
 func isEnd(req calls.ChatRequest) bool {

@@ -112,6 +112,11 @@ type Settings struct {
 	Scopes []string `yaml:"scopes"`
 	// Timeout bounds one Slack API request.
 	Timeout time.Duration `yaml:"timeout"`
+	// CheckMembership re-checks, before answering a Join click with a
+	// personal link, that the person is still in the card's channel
+	// (conversations.members; needs the channels:read and groups:read
+	// scopes). A failed check refuses the link.
+	CheckMembership bool `yaml:"check_membership"`
 }
 
 // NewSettings returns settings holding the defaults.
@@ -231,6 +236,7 @@ type App struct {
 	clientSec  string
 	key        []byte // token_encryption_key; nil without installs
 	native     bool
+	membership bool
 	lang       string
 	apiURL     string
 	scopes     []string
@@ -278,6 +284,7 @@ func New(s *Settings, deps adapters.Deps) (*App, error) {
 		clientID:   s.ClientID,
 		clientSec:  s.ClientSecret,
 		native:     s.NativeCalls,
+		membership: s.CheckMembership,
 		lang:       s.DefaultLocale,
 		apiURL:     apiURL,
 		scopes:     append([]string(nil), s.Scopes...),

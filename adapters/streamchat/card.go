@@ -118,6 +118,11 @@ func CardMessageID(callID string, s calls.Surface) string {
 // partially updates it, then keeps the channel's call field and sends the
 // custom event when those are switched on.
 func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error) {
+	if _, direct := d.Surface.DirectUser(); direct {
+		// A "dm:" surface rings one person by direct message: not
+		// applicable here (Stream Chat has no direct message a server can open for a person outside a channel the app set up; people mentioned are members of the call and see it in the channel (and through custom events)), so there is nothing to deliver.
+		return "", nil
+	}
 	typ, id, ok := strings.Cut(d.Surface.Channel, ":")
 	if !ok || typ == "" || id == "" {
 		return "", calls.Permanentf("the surface's channel %q is not \"<type>:<id>\"", truncate(d.Surface.Channel, 80))

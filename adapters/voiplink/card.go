@@ -142,6 +142,11 @@ const maxRetryAfter = 24 * time.Hour
 // calls.TemporaryError (with the app's Retry-After); any other answer is a
 // calls.PermanentError naming the host.
 func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error) {
+	if _, direct := d.Surface.DirectUser(); direct {
+		// A "dm:" surface rings one person by direct message: not
+		// applicable here (the voip-link app rings its users itself from the call members it receives on the channel card), so there is nothing to deliver.
+		return "", nil
+	}
 	body, err := json.Marshal(NewCallback(d))
 	if err != nil {
 		return "", calls.Permanent("cannot encode the card", err)

@@ -156,6 +156,8 @@ type configuredChats struct {
 	intakes map[string]calls.ChatIntake
 	posters map[string]calls.CardPoster
 	names   map[string]bool
+	// strategies are the chats' room_strategy settings (absent: per_call).
+	strategies map[string]calls.RoomStrategy
 }
 
 // chatDeps are what chat platforms get besides their settings.
@@ -170,7 +172,7 @@ type chatDeps struct {
 // constructor; a platform that posts cards gets an outbox lane.
 func configureChats(ctx context.Context, cfg *config.Config, kinds kindList, deps chatDeps) (configuredChats, error) {
 	publicURL, log := deps.publicURL, deps.log
-	out := configuredChats{intakes: map[string]calls.ChatIntake{}, posters: map[string]calls.CardPoster{}, names: map[string]bool{}}
+	out := configuredChats{intakes: map[string]calls.ChatIntake{}, posters: map[string]calls.CardPoster{}, names: map[string]bool{}, strategies: map[string]calls.RoomStrategy{}}
 	isProvider := func(name string) bool { _, ok := cfg.Providers[name]; return ok }
 	for _, name := range sortedKeys(cfg.Chats) {
 		b := cfg.Chats[name]
@@ -192,6 +194,9 @@ func configureChats(ctx context.Context, cfg *config.Config, kinds kindList, dep
 		}
 		out.intakes[name] = intake
 		out.names[name] = true
+		if b.RoomStrategy != "" {
+			out.strategies[name] = calls.RoomStrategy(b.RoomStrategy)
+		}
 		if p, ok := intake.(calls.CardPoster); ok {
 			out.posters[name] = p
 		}

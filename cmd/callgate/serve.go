@@ -161,7 +161,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	}
 	joinLinks := joinlink.Links{PublicURL: publicURL, Signer: links}
 	if err := webhooks.RegisterChats(srv.Echo, webhooks.ChatOptions{
-		Chats: chats.intakes, Runner: svc, Links: joinLinks, LinkTTL: cfg.Calls.TokenTTL, Replays: st,
+		Chats: chats.intakes, RoomStrategies: chats.strategies, Runner: svc, Links: joinLinks, LinkTTL: cfg.Calls.TokenTTL, Replays: st,
 		PublicURL: publicURL, Logger: log, Registry: srv.Registry,
 	}); err != nil {
 		return err
