@@ -195,7 +195,24 @@ func (c *conn) slow() {
 func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.once.Do(func() {
 		close(c.done)
-		go c.ws.Close(code, reason)
+		if code == statusPolicy {
+			// A peer that is stuck (no pong, a full queue) cannot take a
+			// close frame either: cut it off.
+			go c.ws.CloseNow()
+			return
+		}
+		// A polite close waits for the peer's close frame; a peer that is
+		// gone is cut off after a grace period.
+		grace := 3 * time.Second
+		go func() {
+			closed := make(chan struct{})
+			go func() { c.ws.Close(code, reason); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(grace):
+				c.ws.CloseNow()
+			}
+		}()
 	})
 }
 
