@@ -90,7 +90,7 @@ func TestErrorCodes(t *testing.T) {
 	// carol was once connected: known, but offline now.
 	carol := g.dial(t, "carol")
 	carol.c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, func() bool { return g.hub.Sockets() == 1 })
+	g.waitOffline(t, "carol")
 
 	errResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "nobody"}), ws.CodeUserNotFound)
 	errResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "carol"}), ws.CodeUserUnavailable)
@@ -272,13 +272,13 @@ func TestReconnectResume(t *testing.T) {
 // A ring already a few seconds old when a device connects is a missed-call
 // notice, not a ring.
 func TestLateDeviceGetsMissedNotice(t *testing.T) {
-	g := newGateway(t, gwOptions{tune: func(o *ws.Options) { o.RingFresh = 100 * time.Millisecond }})
+	g := newGateway(t, gwOptions{tune: func(o *ws.Options) { o.RingFresh = time.Second }})
 	ada, bob := g.dial(t, "ada"), g.dial(t, "bob")
 	id := ada.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
 	bob.event("videochat:videochatRequested")
 	fresh := g.dial(t, "bob")
 	fresh.event("videochat:videochatRequested") // still fresh
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	late := g.dial(t, "bob")
 	f := late.callEvent("missed")
 	if f.Data["notice"] != true || f.str("callId") != id {
@@ -314,7 +314,7 @@ func TestPushHookAndWebhooks(t *testing.T) {
 	ada := g.dial(t, "ada")
 	bob := g.dial(t, "bob")
 	bob.c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, func() bool { return g.hub.Sockets() == 1 })
+	g.waitOffline(t, "bob")
 	res := ada.request(reqDirect, map[string]any{"targetUser": "bob"})
 	okResponse(t, res)
 	id := res.str("videochatRequestId")
@@ -460,3 +460,11 @@ func waitFor(t testing.TB, cond func() bool) {
 }
 
 var _ = errors.New
+
+func (g *gateway) waitOffline(t testing.TB, user string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		on, err := g.store.Online(context.Background(), user, time.Now())
+		return err == nil && !on
+	})
+}
