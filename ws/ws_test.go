@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/callgate/callgate/adapters/voiplink"
+	"github.com/callgate/callgate/store/pgtest"
 	"github.com/callgate/callgate/ws"
 )
 
@@ -247,7 +248,9 @@ func TestReconnectResume(t *testing.T) {
 
 	okResponse(t, laptop.request(reqAccept, map[string]any{"videochatRequestId": id1}))
 	id2 := ada.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
-	laptop.waitFor(func(f frame) bool { return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == id2 }, "second ring")
+	laptop.waitFor(func(f frame) bool {
+		return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == id2
+	}, "second ring")
 
 	back := g.dial(t, "bob", "last_event_id", last)
 	if f := back.event("videochat:videochatAccepted"); f.str("videochatRequestId") != id1 {
@@ -467,4 +470,40 @@ func (g *gateway) waitOffline(t testing.TB, user string) {
 		on, err := g.store.Online(context.Background(), user, time.Now())
 		return err == nil && !on
 	})
+}
+
+// Two replicas on one PostgreSQL schema: ada's socket is on one, bob's on
+// the other. The ring, the answer and the credential cross replicas
+// through the event log and LISTEN/NOTIFY; presence on the other replica
+// counts as reachable.
+func TestTwoReplicasOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	r1 := newGateway(t, gwOptions{dsn: dsn, relay: true, tune: func(o *ws.Options) { o.Poll = time.Minute }})
+	r2 := newGateway(t, gwOptions{dsn: dsn, relay: true, tune: func(o *ws.Options) { o.Poll = time.Minute }})
+	time.Sleep(300 * time.Millisecond) // the relays LISTEN
+	ada := r1.dial(t, "ada")
+	bob1, bob2 := r2.dial(t, "bob"), r1.dial(t, "bob")
+	bob2.c.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, func() bool { return r1.hub.Sockets() == 1 })
+
+	start := time.Now()
+	res := ada.request(reqDirect, map[string]any{"targetUser": "bob"})
+	okResponse(t, res)
+	id := res.str("videochatRequestId")
+	if f := bob1.event("videochat:videochatRequested"); f.str("videochatRequestId") != id {
+		t.Fatalf("ring across replicas: %+v", f)
+	}
+	t.Logf("ring crossed replicas in %v (polling disabled: LISTEN/NOTIFY carried it)", time.Since(start))
+	acc := bob1.request(reqAccept, map[string]any{"videochatRequestId": id})
+	okResponse(t, acc)
+	da := ada.event("videochat:directVideochatRequestAccepted")
+	if da.str("sharedSecret") != acc.str("sharedSecret") || da.str("videochatId") != id {
+		t.Fatalf("credential across replicas: %+v", da.Data)
+	}
+	bob1.event("videochat:videochatAccepted")
+
+	// bob leaves everywhere: ringing him now is 10011 from either replica.
+	bob1.c.Close(websocket.StatusNormalClosure, "")
+	r2.waitOffline(t, "bob")
+	errResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "bob"}), ws.CodeUserUnavailable)
 }
