@@ -226,7 +226,7 @@ type WS struct {
 	// MaxMessageBytes bounds one inbound frame; default 65536.
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// SendQueue bounds the frames waiting for one socket; a client that
-	// falls this far behind is dropped. Default 256.
+	// falls this far behind is dropped. Default 64.
 	SendQueue int `yaml:"send_queue"`
 	// RingFresh: a ring older than this when a device connects is shown as
 	// a missed-call notice instead of ringing. Default 5s.

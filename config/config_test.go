@@ -866,7 +866,7 @@ func TestDefaults(t *testing.T) {
 		Delivery: Delivery{Workers: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, MaxAttempts: 10,
 			Rate: 1, Burst: 3, Timeout: 10 * time.Second, Lease: 30 * time.Second, Poll: time.Second},
 		WS: WS{Enabled: &yes, AllowedOrigins: []string{}, Heartbeat: 25 * time.Second, MaxMessageBytes: 65536,
-			SendQueue: 256, RingFresh: 5 * time.Second, Webhooks: []WSWebhook{}},
+			SendQueue: 64, RingFresh: 5 * time.Second, Webhooks: []WSWebhook{}},
 		Chats: map[string]Block{},
 		Log:   Log{Level: "info", Format: "text"},
 	}
@@ -1106,7 +1106,7 @@ ws:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.WS.Heartbeat != 10*time.Second || len(c.WS.AllowedOrigins) != 2 || c.WS.Push.URL == "" || len(c.WS.Webhooks) != 1 || !c.WS.IsEnabled() || c.WS.SendQueue != 256 {
+	if c.WS.Heartbeat != 10*time.Second || len(c.WS.AllowedOrigins) != 2 || c.WS.Push.URL == "" || len(c.WS.Webhooks) != 1 || !c.WS.IsEnabled() || c.WS.SendQueue != 64 {
 		t.Fatalf("ws = %+v", c.WS)
 	}
 	_, err = Parse("test.yaml", []byte(doc(`

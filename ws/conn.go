@@ -24,10 +24,12 @@ const (
 	writeWait  = 10 * time.Second
 )
 
-// frame is one encoded frame and the event seq it carries (0: none).
+// frame is one encoded frame and the event seq it carries (0: none); a
+// frame with ping set is a heartbeat ping rather than data.
 type frame struct {
-	seq int64
-	b   []byte
+	seq  int64
+	b    []byte
+	ping bool
 }
 
 // conn is one socket.
@@ -35,10 +37,15 @@ type conn struct {
 	h    *Hub
 	ws   *websocket.Conn
 	user string
-	send chan frame
-	pong chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	// queue holds frames waiting to be written; a writer goroutine runs
+	// only while it is not empty, so an idle socket costs no goroutine
+	// besides its reader.
+	qmu     sync.Mutex
+	queue   []frame
+	writing bool
 
 	mu      sync.Mutex
 	ready   bool
@@ -80,15 +87,16 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 		return nil
 	}
 	wsc.SetReadLimit(h.o.MaxMessage)
-	c := &conn{h: h, ws: wsc, user: userID, send: make(chan frame, h.o.SendQueue), pong: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &conn{h: h, ws: wsc, user: userID, done: make(chan struct{})}
 	h.conns.Add(1)
-	defer h.conns.Done()
 	if !h.register(c) {
+		h.conns.Done()
 		wsc.Close(statusGoingAway, "server shutting down")
 		return nil
 	}
 	ctx := h.ctx
-	defer func() {
+	cleanup := func() {
+		defer h.conns.Done()
 		if h.unregister(c) {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := h.o.Store.DropPresence(dctx, h.o.Replica, userID); err != nil {
@@ -96,14 +104,13 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 			}
 			cancel()
 		}
-	}()
+	}
 	if err := h.o.Store.TouchUser(ctx, store.WSUser{ID: userID, Name: p.Name, ImageURL: p.ImageURL}, h.now()); err != nil {
 		h.log.Warn("ws: recording the user failed", "err", err)
 	}
 	if err := h.o.Store.SetPresence(ctx, h.o.Replica, []string{userID}, h.presenceUntil()); err != nil {
 		h.log.Warn("ws: recording presence failed", "err", err)
 	}
-	go c.writeLoop()
 
 	seq, err := h.o.Store.LastEventSeq(ctx)
 	if err != nil {
@@ -124,7 +131,13 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 		}
 		c.ready2(seq)
 	}
-	c.readLoop(ctx)
+	// The reader runs on its own goroutine and the HTTP handler returns:
+	// the connection is hijacked, and a fresh goroutine's stack is smaller
+	// than one grown through the middleware chain.
+	go func() {
+		defer cleanup()
+		c.readLoop(ctx)
+	}()
 	return nil
 }
 
@@ -177,11 +190,21 @@ func (c *conn) enqueue(f frame) {
 		return
 	default:
 	}
-	select {
-	case c.send <- f:
-		c.h.Delivered.Add(1)
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= c.h.o.SendQueue {
+		c.qmu.Unlock()
 		c.slow()
+		return
+	}
+	c.queue = append(c.queue, f)
+	start := !c.writing
+	c.writing = true
+	c.qmu.Unlock()
+	if !f.ping {
+		c.h.Delivered.Add(1)
+	}
+	if start {
+		go c.drain()
 	}
 }
 
@@ -216,27 +239,38 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	})
 }
 
+// ping queues a heartbeat ping, unless one is already waiting.
 func (c *conn) ping() {
-	select {
-	case c.pong <- struct{}{}:
-	default:
+	c.qmu.Lock()
+	for _, f := range c.queue {
+		if f.ping {
+			c.qmu.Unlock()
+			return
+		}
 	}
+	c.qmu.Unlock()
+	c.enqueue(frame{ping: true})
 }
 
-func (c *conn) writeLoop() {
+// drain writes queued frames until the queue is empty, then ends.
+func (c *conn) drain() {
 	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			c.queue = nil
+			c.qmu.Unlock()
+			return
+		}
+		f := c.queue[0]
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
 		select {
 		case <-c.done:
 			return
-		case f := <-c.send:
-			ctx, cancel := context.WithTimeout(c.h.ctx, writeWait)
-			err := c.ws.Write(ctx, websocket.MessageText, f.b)
-			cancel()
-			if err != nil {
-				c.close(statusPolicy, "write failed")
-				return
-			}
-		case <-c.pong:
+		default:
+		}
+		if f.ping {
 			ctx, cancel := context.WithTimeout(c.h.ctx, c.h.o.Heartbeat)
 			err := c.ws.Ping(ctx)
 			cancel()
@@ -244,6 +278,14 @@ func (c *conn) writeLoop() {
 				c.close(statusPolicy, "no pong within the heartbeat")
 				return
 			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.h.ctx, writeWait)
+		err := c.ws.Write(ctx, websocket.MessageText, f.b)
+		cancel()
+		if err != nil {
+			c.close(statusPolicy, "write failed")
+			return
 		}
 	}
 }

@@ -72,7 +72,7 @@ type Options struct {
 	// frame closes the socket (1009).
 	MaxMessage int64
 	// SendQueue bounds the frames waiting for one socket; a socket whose
-	// queue is full is a slow client and is closed (1008). Default 256.
+	// queue is full is a slow client and is cut off. Default 64.
 	SendQueue int
 	// RingFresh is how old a ring may be when a device connects and still
 	// ring; older rings are shown as missed-call notices. Default 5s.
@@ -128,7 +128,7 @@ func New(o Options) (*Hub, error) {
 		o.MaxMessage = 64 << 10
 	}
 	if o.SendQueue <= 0 {
-		o.SendQueue = 256
+		o.SendQueue = 64
 	}
 	if o.RingFresh <= 0 {
 		o.RingFresh = 5 * time.Second
