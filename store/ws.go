@@ -114,7 +114,8 @@ func (s *SQL) KnownUser(ctx context.Context, id string) (bool, error) {
 	return n > 0, nil
 }
 
-// SetPresence records that the users have a socket on replica until until.
+// SetPresence records that the users have a socket on replica (until is
+// kept for information; liveness comes from the replica's heartbeat).
 func (s *SQL) SetPresence(ctx context.Context, replica string, userIDs []string, until time.Time) error {
 	if len(userIDs) == 0 {
 		return nil
@@ -145,10 +146,22 @@ func (s *SQL) DropPresence(ctx context.Context, replica, userID string) error {
 	return nil
 }
 
-// Online reports whether the user has a socket on some replica at now.
+// ReplicaAlive records that replica is alive until until: its presence
+// rows count until then.
+func (s *SQL) ReplicaAlive(ctx context.Context, replica string, until time.Time) error {
+	_, err := s.w.ExecContext(ctx, s.d.q(`INSERT INTO ws_replicas (replica, expires_at) VALUES (?, ?)
+		ON CONFLICT (replica) DO UPDATE SET expires_at = excluded.expires_at`), replica, s.d.timeArg(until))
+	if err != nil {
+		return fmt.Errorf("store: replica heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Online reports whether the user has a socket on a live replica at now.
 func (s *SQL) Online(ctx context.Context, userID string, now time.Time) (bool, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*) FROM ws_presence WHERE user_id = ? AND expires_at > ?`), userID, s.d.timeArg(now)).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*) FROM ws_presence AS p JOIN ws_replicas AS r ON r.replica = p.replica
+		WHERE p.user_id = ? AND r.expires_at > ?`), userID, s.d.timeArg(now)).Scan(&n); err != nil {
 		return false, fmt.Errorf("store: online: %w", err)
 	}
 	return n > 0, nil
@@ -173,8 +186,11 @@ func (s *SQL) PruneWS(ctx context.Context, before time.Time) error {
 	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_event_claims WHERE claimed_at < ?`), s.d.timeArg(before)); err != nil {
 		return fmt.Errorf("store: prune event claims: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_presence WHERE expires_at < ?`), s.d.timeArg(before)); err != nil {
+	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_presence WHERE replica IN (SELECT replica FROM ws_replicas WHERE expires_at < ?)`), s.d.timeArg(before)); err != nil {
 		return fmt.Errorf("store: prune presence: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_replicas WHERE expires_at < ?`), s.d.timeArg(before)); err != nil {
+		return fmt.Errorf("store: prune replicas: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -39,6 +40,7 @@ type conn struct {
 	user string
 	done chan struct{}
 	once sync.Once
+	slot int // which heartbeat tick pings it
 
 	// queue holds frames waiting to be written; a writer goroutine runs
 	// only while it is not empty, so an idle socket costs no goroutine
@@ -87,7 +89,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 		return nil
 	}
 	wsc.SetReadLimit(h.o.MaxMessage)
-	c := &conn{h: h, ws: wsc, user: userID, done: make(chan struct{})}
+	c := &conn{h: h, ws: wsc, user: userID, done: make(chan struct{}), slot: rand.IntN(pingSlots)}
 	h.conns.Add(1)
 	if !h.register(c) {
 		h.conns.Done()
@@ -358,5 +360,3 @@ func (h *Hub) sendTo(socks []*conn, seq int64, o Outbound) {
 		c.deliver(frame{seq: seq, b: b})
 	}
 }
-
-

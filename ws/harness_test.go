@@ -150,12 +150,12 @@ type frame struct {
 func (f frame) str(k string) string { s, _ := f.Data[k].(string); return s }
 
 type client struct {
-	t      testing.TB
-	c      *websocket.Conn
-	mu     sync.Mutex
-	frames []frame
-	signal chan struct{}
-	closed chan struct{}
+	t       testing.TB
+	c       *websocket.Conn
+	mu      sync.Mutex
+	frames  []frame
+	signal  chan struct{}
+	closed  chan struct{}
 	err     error
 	next    atomic.Int64
 	session frame

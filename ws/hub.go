@@ -35,6 +35,7 @@ type Store interface {
 	User(ctx context.Context, id string) (store.WSUser, bool, error)
 	KnownUser(ctx context.Context, id string) (bool, error)
 	SetPresence(ctx context.Context, replica string, userIDs []string, until time.Time) error
+	ReplicaAlive(ctx context.Context, replica string, until time.Time) error
 	DropPresence(ctx context.Context, replica, userID string) error
 	Online(ctx context.Context, userID string, now time.Time) (bool, error)
 	ClaimEvent(ctx context.Context, seq int64, at time.Time) (bool, error)
@@ -161,6 +162,9 @@ func (h *Hub) Start(ctx context.Context) error {
 		return err
 	}
 	h.high = seq
+	if err := h.o.Store.ReplicaAlive(ctx, h.o.Replica, h.presenceUntil()); err != nil {
+		return err
+	}
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	woken, stop := h.o.Wake.Subscribe()
 	h.loops.Add(3)
@@ -339,8 +343,13 @@ func (h *Hub) pump(ctx context.Context) error {
 	}
 }
 
+// pingSlots spreads heartbeats: each tick pings one slot of sockets, so
+// 10,000 sockets are not pinged in one burst.
+const pingSlots = 16
+
 func (h *Hub) presenceLoop() {
-	t := time.NewTicker(h.o.Heartbeat)
+	t := time.NewTicker(h.o.Heartbeat / pingSlots)
+	tick := 0
 	defer t.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
@@ -355,21 +364,24 @@ func (h *Hub) presenceLoop() {
 			continue
 		case <-t.C:
 		}
+		tick++
 		h.mu.RLock()
-		users := make([]string, 0, len(h.users))
-		var all []*conn
-		for u, cs := range h.users {
-			users = append(users, u)
+		var due []*conn
+		for _, cs := range h.users {
 			for c := range cs {
-				all = append(all, c)
+				if c.slot == tick%pingSlots {
+					due = append(due, c)
+				}
 			}
 		}
 		h.mu.RUnlock()
-		for _, c := range all {
+		for _, c := range due {
 			c.ping()
 		}
-		if err := h.o.Store.SetPresence(h.ctx, h.o.Replica, users, h.presenceUntil()); err != nil && h.ctx.Err() == nil {
-			h.log.Warn("ws: refreshing presence failed", "err", err)
+		if tick%pingSlots == 0 {
+			if err := h.o.Store.ReplicaAlive(h.ctx, h.o.Replica, h.presenceUntil()); err != nil && h.ctx.Err() == nil {
+				h.log.Warn("ws: replica heartbeat failed", "err", err)
+			}
 		}
 	}
 }

@@ -14,13 +14,21 @@ CREATE TABLE ws_users (
     last_seen  TIMESTAMPTZ NOT NULL
 );
 
--- Who has a socket open on which replica, refreshed while it is open; a
--- row past expires_at is a replica that died.
+-- Who has a socket open on which replica: a row is written when a user's
+-- first socket on a replica opens and deleted when the last one closes.
+-- It counts only while its replica is alive (ws_replicas), so a replica
+-- that dies takes its users' presence with it without a write per user.
 CREATE TABLE ws_presence (
     user_id    TEXT    NOT NULL,
     replica    TEXT    NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (user_id, replica)
+);
+
+-- Each replica's heartbeat: alive until expires_at.
+CREATE TABLE ws_replicas (
+    replica    TEXT    PRIMARY KEY,
+    expires_at TIMESTAMPTZ NOT NULL
 );
 
 -- One row per event sent to the outbound event webhooks: the replica that
