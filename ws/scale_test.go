@@ -37,6 +37,11 @@ func TestWSScale(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWSBenchServer$", "-test.v")
 	cmd.Env = append(os.Environ(), "CALLGATE_WS_BENCH_SERVER=1")
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The deployment knob for a memory budget: the collector works harder
+		// near it instead of letting the heap double.
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT=270MiB")
+	}
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
