@@ -240,6 +240,9 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 
 	select {
 	case err := <-serveErr:
+		if hub != nil {
+			hub.Close(context.WithoutCancel(ctx))
+		}
 		stopTimers()
 		wg.Wait()
 		return fmt.Errorf("http server: %w", err)
