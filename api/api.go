@@ -20,6 +20,7 @@ import (
 	"github.com/callgate/callgate/httpserver"
 	"github.com/callgate/callgate/joinlink"
 	"github.com/callgate/callgate/templates"
+	"github.com/callgate/callgate/ws"
 )
 
 // Key is one server API key.
@@ -60,6 +61,8 @@ type Options struct {
 	// a 429 page. Joins that succeed never consume it. Default: a burst of
 	// 30, then one every 2 s.
 	JoinLimit httpserver.RateLimit
+	// WebSocket, when set, serves GET /v1/ws (package ws).
+	WebSocket *ws.Hub
 }
 
 // Default rate limits, for the zero fields of Options' limits.
@@ -120,6 +123,10 @@ func Register(e *echo.Echo, opts Options) (*Handler, error) {
 	v1.POST("/calls/:id/accept", h.acceptCall)
 	v1.POST("/calls/:id/decline", h.declineCall)
 	v1.POST("/calls/:id/deliveries/retry", h.retryDeliveries)
+
+	if opts.WebSocket != nil {
+		e.GET("/v1/ws", h.websocket, tokenFromQuery, h.authenticate)
+	}
 
 	// Stream's retired third-party calling endpoints, same paths and shapes.
 	e.POST("/channels/:type/:channel/call", h.streamCreateCall, h.authenticate)

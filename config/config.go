@@ -23,6 +23,8 @@ type Config struct {
 	// Retention bounds how long the store keeps event rows and webhook
 	// delivery marks.
 	Retention Retention `yaml:"retention"`
+	// WS is the WebSocket API for client apps (GET /v1/ws).
+	WS WS `yaml:"ws"`
 	// Chats are the chat platform connections by name, like Providers.
 	Chats     map[string]Block `yaml:"chats"`
 	Templates Templates        `yaml:"templates"`
@@ -221,4 +223,48 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is "text" (default) or "json".
 	Format string `yaml:"format"`
+}
+
+// WS is the WebSocket API: the videochat handshake and call events for
+// client apps at GET /v1/ws.
+type WS struct {
+	// Enabled serves /v1/ws (with the REST API); default true.
+	Enabled *bool `yaml:"enabled"`
+	// AllowedOrigins are the Origin hosts browsers may connect from
+	// ("app.example.com", "*.example.com", "*" for any). Empty: only pages
+	// served from the gateway's own host. Clients that send no Origin
+	// (native apps) are not affected.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// Heartbeat is how often each socket is pinged; one that does not
+	// answer within it is closed. Default 25s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// MaxMessageBytes bounds one inbound frame; default 65536.
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// SendQueue bounds the frames waiting for one socket; a client that
+	// falls this far behind is dropped. Default 64.
+	SendQueue int `yaml:"send_queue"`
+	// RingFresh: a ring older than this when a device connects is shown as
+	// a missed-call notice instead of ringing. Default 5s.
+	RingFresh time.Duration `yaml:"ring_fresh"`
+	// Push wakes phones of users rung while offline everywhere.
+	Push WSPush `yaml:"push"`
+	// Webhooks receive every call event, signed like voiplink callbacks.
+	Webhooks []WSWebhook `yaml:"webhooks"`
+}
+
+// IsEnabled reports whether /v1/ws is served (default true).
+func (w WS) IsEnabled() bool { return w.Enabled == nil || *w.Enabled }
+
+// WSPush is the app's push endpoint: callgate POSTs {type, userId, caller,
+// callId, expiresAt} signed with Secret; without a URL, ringing a user who
+// is offline everywhere answers 10011.
+type WSPush struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret" secret:"true"`
+}
+
+// WSWebhook is one outbound event webhook.
+type WSWebhook struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret" secret:"true"`
 }

@@ -448,7 +448,7 @@ ${KEY}: x
 		want: []string{
 			"test.yaml:4: providers.jitsi.app_secret: environment variable JITSI_SECRET is not set",
 			"test.yaml:5: providers.jitsi.webhook_secret: environment variable C is not set",
-			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates)",
+			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates, ws)",
 		},
 	},
 	{
@@ -644,7 +644,7 @@ default_provider: Jitsi
 		yaml: "providers:\n  \"a b\": {kind: jitsi}\n\"x\\ny\": 1\n",
 		want: []string{
 			`test.yaml:2: providers."a b": a provider name must use only a-z, 0-9, _ and -`,
-			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates)`,
+			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates, ws)`,
 		},
 	},
 	{
@@ -890,8 +890,10 @@ func TestDefaults(t *testing.T) {
 		Delivery: Delivery{Workers: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, MaxAttempts: 10,
 			Rate: 1, Burst: 3, Timeout: 10 * time.Second, Lease: 30 * time.Second, Poll: time.Second},
 		Retention: Retention{EventsAfter: 720 * time.Hour, MarksAfter: 168 * time.Hour},
-		Chats:     map[string]Block{},
-		Log:       Log{Level: "info", Format: "text"},
+		WS: WS{Enabled: &yes, AllowedOrigins: []string{}, Heartbeat: 25 * time.Second, MaxMessageBytes: 65536,
+			SendQueue: 64, RingFresh: 5 * time.Second, Webhooks: []WSWebhook{}},
+		Chats: map[string]Block{},
+		Log:   Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults() =\n%+v\nwant\n%+v", c, want)
@@ -1115,4 +1117,43 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.Summary()
 	})
+}
+
+func TestWebSocketSettings(t *testing.T) {
+	c, err := Parse("test.yaml", []byte(doc(`
+ws:
+  allowed_origins: ["app.example.com", "*.example.org"]
+  heartbeat: 10s
+  push: {url: "https://push.example.com/voip", secret: "0123456789abcdef"}
+  webhooks:
+    - {url: "https://hooks.example.com/calls", secret: "fedcba9876543210"}
+`)), noEnv, testKinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WS.Heartbeat != 10*time.Second || len(c.WS.AllowedOrigins) != 2 || c.WS.Push.URL == "" || len(c.WS.Webhooks) != 1 || !c.WS.IsEnabled() || c.WS.SendQueue != 64 {
+		t.Fatalf("ws = %+v", c.WS)
+	}
+	_, err = Parse("test.yaml", []byte(doc(`
+ws:
+  allowed_origins: ["https://app.example.com/"]
+  heartbeat: 0s
+  max_message_bytes: 10
+  send_queue: 1
+  push: {url: "ftp://push", secret: "short"}
+  webhooks:
+    - {url: "https://hooks.example.com/calls", secret: ""}
+`)), noEnv, testKinds)
+	want := []string{
+		"test.yaml:2: ws.allowed_origins[0]: must be a host pattern such as app.example.com, *.example.com or *",
+		"test.yaml:3: ws.heartbeat: must be between 1s and 5m",
+		"test.yaml:4: ws.max_message_bytes: must be between 1024 and 16777216",
+		"test.yaml:5: ws.send_queue: must be between 8 and 65536",
+		`test.yaml:6: ws.push.url: "ftp://push" is not an absolute http:// or https:// URL`,
+		"test.yaml:6: ws.push.secret: must be at least 16 characters when ws.push.url is set",
+		"test.yaml:8: ws.webhooks[0].secret: must be at least 16 characters",
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
 }

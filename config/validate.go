@@ -56,6 +56,7 @@ func (v *validator) validate(c *Config) {
 	v.rooms(&c.Rooms)
 	v.delivery(&c.Delivery)
 	v.retention(&c.Retention)
+	v.ws(&c.WS)
 	for _, name := range sortedKeys(c.Chats) {
 		f := join("chats", name)
 		if !validName(name) {
@@ -428,5 +429,36 @@ func (v *validator) positive(field string, d time.Duration) {
 func (v *validator) between(field string, n, lo, hi int) {
 	if n < lo || n > hi {
 		v.problem(field, fmt.Sprintf("must be between %d and %d", lo, hi))
+	}
+}
+
+func (v *validator) ws(w *WS) {
+	for i, o := range w.AllowedOrigins {
+		if o == "" || strings.ContainsAny(o, "/ ") {
+			v.problem(fmt.Sprintf("ws.allowed_origins[%d]", i), "must be a host pattern such as app.example.com, *.example.com or *")
+		}
+	}
+	if w.Heartbeat < time.Second || w.Heartbeat > 5*time.Minute {
+		v.problem("ws.heartbeat", "must be between 1s and 5m")
+	}
+	if w.MaxMessageBytes < 1024 || w.MaxMessageBytes > 16<<20 {
+		v.problem("ws.max_message_bytes", "must be between 1024 and 16777216")
+	}
+	v.between("ws.send_queue", w.SendQueue, 8, 65536)
+	if w.RingFresh < 0 {
+		v.problem("ws.ring_fresh", "must not be negative")
+	}
+	if w.Push.URL != "" {
+		v.httpURL("ws.push.url", w.Push.URL)
+		if len(w.Push.Secret) < 16 {
+			v.problem("ws.push.secret", "must be at least 16 characters when ws.push.url is set", "ws.push.url")
+		}
+	}
+	for i, h := range w.Webhooks {
+		f := fmt.Sprintf("ws.webhooks[%d]", i)
+		v.httpURL(f+".url", h.URL)
+		if len(h.Secret) < 16 {
+			v.problem(f+".secret", "must be at least 16 characters", f+".url")
+		}
 	}
 }

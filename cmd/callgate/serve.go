@@ -27,6 +27,7 @@ import (
 	"github.com/callgate/callgate/store"
 	"github.com/callgate/callgate/templates"
 	"github.com/callgate/callgate/webhooks"
+	"github.com/callgate/callgate/ws"
 )
 
 // serve runs the gateway until ctx ends, then drains in-flight requests and
@@ -151,6 +152,29 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 			}
 		}
 	}
+	// Leases name their holder: a replica that dies is taken over once its
+	// leases run out.
+	owner := replicaName()
+	var hub *ws.Hub
+	if cfg.API.IsEnabled() && cfg.WS.IsEnabled() {
+		hooks := make([]ws.Webhook, 0, len(cfg.WS.Webhooks))
+		for _, w := range cfg.WS.Webhooks {
+			hooks = append(hooks, ws.Webhook{URL: w.URL, Secret: w.Secret})
+		}
+		hub, err = ws.New(ws.Options{
+			Service: svc, Store: st, Wake: wake, ProviderKinds: providers.kinds, Replica: owner,
+			Secret: linkSecret, AllowedOrigins: cfg.WS.AllowedOrigins, Heartbeat: cfg.WS.Heartbeat,
+			MaxMessage: cfg.WS.MaxMessageBytes, SendQueue: cfg.WS.SendQueue, RingFresh: cfg.WS.RingFresh,
+			PushURL: cfg.WS.Push.URL, PushSecret: cfg.WS.Push.Secret, Webhooks: hooks, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		if err := hub.Start(ctx); err != nil {
+			return fmt.Errorf("websocket hub: %w", err)
+		}
+		apiOpts.WebSocket = hub
+	}
 	if _, err := api.Register(srv.Echo, apiOpts); err != nil {
 		return err
 	}
@@ -166,9 +190,6 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	}); err != nil {
 		return err
 	}
-	// Leases name their holder: a replica that dies is taken over once its
-	// leases run out.
-	owner := replicaName()
 	rooms := calls.NewRoomWorker(calls.RoomWorkerConfig{
 		Store: st, Providers: providers.byName, Wake: wake, Logger: log, Metrics: metrics, Owner: owner,
 		Policy:         calls.RetryPolicy{MinBackoff: cfg.Rooms.MinBackoff, MaxBackoff: cfg.Rooms.MaxBackoff, MaxAttempts: cfg.Rooms.MaxAttempts},
@@ -220,6 +241,9 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 
 	select {
 	case err := <-serveErr:
+		if hub != nil {
+			hub.Close(context.WithoutCancel(ctx))
+		}
 		stopTimers()
 		wg.Wait()
 		return fmt.Errorf("http server: %w", err)
@@ -228,6 +252,10 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 	defer cancel()
+	if hub != nil {
+		// Hijacked sockets are not drained by Shutdown: say goodbye (1001).
+		hub.Close(shutdownCtx)
+	}
 	err = httpSrv.Shutdown(shutdownCtx)
 	stopTimers()
 	wg.Wait()

@@ -1,0 +1,491 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callgate/callgate/adapters/voiplink"
+	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/store"
+)
+
+// Store is what the hub reads and writes: the calls and the event log,
+// plus the additive WebSocket tables of package store.
+type Store interface {
+	GetCall(ctx context.Context, id string) (calls.Call, error)
+	SearchCalls(ctx context.Context, q calls.SearchQuery) ([]calls.Call, string, error)
+	Events(ctx context.Context, callID string, after int64) ([]calls.Event, error)
+	LastEventSeq(ctx context.Context) (int64, error)
+	EventsAfter(ctx context.Context, after int64, limit int) ([]calls.Event, error)
+	UserEvents(ctx context.Context, userID string, after int64, limit int) ([]calls.Event, error)
+	TouchUser(ctx context.Context, u store.WSUser, at time.Time) error
+	User(ctx context.Context, id string) (store.WSUser, bool, error)
+	KnownUser(ctx context.Context, id string) (bool, error)
+	SetPresence(ctx context.Context, replica string, userIDs []string, until time.Time) error
+	ReplicaAlive(ctx context.Context, replica string, until time.Time) error
+	DropPresence(ctx context.Context, replica, userID string) error
+	Online(ctx context.Context, userID string, now time.Time) (bool, error)
+	ClaimEvent(ctx context.Context, seq int64, at time.Time) (bool, error)
+	PruneWS(ctx context.Context, before time.Time) error
+}
+
+// Webhook is an outbound event webhook: every call event is POSTed to URL,
+// signed with Secret like the voiplink callbacks.
+type Webhook struct {
+	URL    string
+	Secret string
+}
+
+// Options configure a Hub. Service, Store and Wake are required.
+type Options struct {
+	Service *calls.Service
+	Store   Store
+	Wake    *calls.Wake
+	// ProviderKinds maps provider names to kinds (videochatEngine).
+	ProviderKinds map[string]string
+	// Replica names this process in the presence table.
+	Replica string
+	// Secret derives each call's sharedSecret (HMAC-SHA256); replicas must
+	// share it (the gateway passes server.link_secret).
+	Secret []byte
+	// AllowedOrigins are Origin host patterns browsers may connect from
+	// (path.Match syntax, e.g. "app.example.com", "*.example.com"); "*"
+	// allows any. Empty: same-origin browsers only. Clients that send no
+	// Origin (native apps, servers) are always allowed.
+	AllowedOrigins []string
+	// Heartbeat is the ping interval; a socket whose pong does not come
+	// back within it is closed. Default 25s.
+	Heartbeat time.Duration
+	// MaxMessage bounds an inbound frame in bytes; default 64 KiB. A larger
+	// frame closes the socket (1009).
+	MaxMessage int64
+	// SendQueue bounds the frames waiting for one socket; a socket whose
+	// queue is full is a slow client and is cut off. Default 64.
+	SendQueue int
+	// RingFresh is how old a ring may be when a device connects and still
+	// ring; older rings are shown as missed-call notices. Default 5s.
+	RingFresh time.Duration
+	// PushURL, when set, receives a signed POST for a user rung while
+	// offline everywhere, and the ring proceeds; without it such a ring is
+	// refused with 10011.
+	PushURL    string
+	PushSecret string
+	Webhooks   []Webhook
+	HTTPClient *http.Client
+	// Poll bounds how long an event waits when a wake-up is lost; default 1s.
+	Poll   time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Hub holds this replica's sockets and routes events to them.
+type Hub struct {
+	o   Options
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.RWMutex
+	users   map[string]map[*conn]struct{}
+	closing bool
+	conns   sync.WaitGroup
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	loops  sync.WaitGroup
+	hooks  chan hookJob
+
+	// cursor state, owned by the pump loop
+	high      int64
+	delivered map[int64]struct{}
+	gaps      map[int64]time.Time
+
+	// Stats for tests and benchmarks.
+	Dropped   atomic.Int64 // sockets closed for being slow
+	Delivered atomic.Int64 // frames queued to sockets
+}
+
+// New returns a hub; Start runs it.
+func New(o Options) (*Hub, error) {
+	if o.Service == nil || o.Store == nil || o.Wake == nil {
+		return nil, errors.New("ws: service, store and wake are required")
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 25 * time.Second
+	}
+	if o.MaxMessage <= 0 {
+		o.MaxMessage = 64 << 10
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = 64
+	}
+	if o.RingFresh <= 0 {
+		o.RingFresh = 5 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Replica == "" {
+		o.Replica = "callgate-" + calls.RandomString(6)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	h := &Hub{o: o, log: o.Logger, now: o.Now, users: map[string]map[*conn]struct{}{},
+		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, hooks: make(chan hookJob, 1024)}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h, nil
+}
+
+// Start reads the log's current position and runs the fan-out, presence
+// and webhook loops until Close.
+func (h *Hub) Start(ctx context.Context) error {
+	seq, err := h.o.Store.LastEventSeq(ctx)
+	if err != nil {
+		return err
+	}
+	h.high = seq
+	if err := h.o.Store.ReplicaAlive(ctx, h.o.Replica, h.presenceUntil()); err != nil {
+		return err
+	}
+	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	woken, stop := h.o.Wake.Subscribe()
+	h.loops.Add(3)
+	go func() { defer h.loops.Done(); defer stop(); h.pumpLoop(woken) }()
+	go func() { defer h.loops.Done(); h.presenceLoop() }()
+	go func() { defer h.loops.Done(); h.hookLoop() }()
+	return nil
+}
+
+// Close says goodbye to every socket (1001 going away), waits for them up
+// to ctx, and stops the loops.
+func (h *Hub) Close(ctx context.Context) {
+	h.mu.Lock()
+	h.closing = true
+	var all []*conn
+	for _, cs := range h.users {
+		for c := range cs {
+			all = append(all, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.close(statusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { h.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.loops.Wait()
+}
+
+// Sockets counts the open sockets of this replica.
+func (h *Hub) Sockets() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, cs := range h.users {
+		n += len(cs)
+	}
+	return n
+}
+
+func (h *Hub) register(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	cs := h.users[c.user]
+	if cs == nil {
+		cs = map[*conn]struct{}{}
+		h.users[c.user] = cs
+	}
+	cs[c] = struct{}{}
+	return true
+}
+
+// unregister removes c and reports whether it was the user's last socket here.
+func (h *Hub) unregister(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cs := h.users[c.user]
+	delete(cs, c)
+	if len(cs) == 0 {
+		delete(h.users, c.user)
+		return true
+	}
+	return false
+}
+
+func (h *Hub) socketsOf(user string) []*conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	cs := h.users[user]
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]*conn, 0, len(cs))
+	for c := range cs {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (h *Hub) hasSockets(user string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users[user]) > 0
+}
+
+// SharedSecret is the call's end-to-end encryption key (LiveKit E2EE):
+// base64 of HMAC-SHA256(secret, "callgate/e2ee/v1/" + call id). Every member
+// gets the same key on every replica; nothing is stored.
+func (h *Hub) SharedSecret(callID string) string {
+	m := hmac.New(sha256.New, h.o.Secret)
+	m.Write([]byte("callgate/e2ee/v1/" + callID))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// gapWait is how long a hole in the seqs read is waited for: on
+// PostgreSQL a transaction may commit a lower seq after a higher one.
+// Holes older than this are rolled-back transactions.
+const gapWait = 3 * time.Second
+
+const pumpBatch = 500
+
+func (h *Hub) pumpLoop(woken <-chan struct{}) {
+	t := time.NewTicker(h.o.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-woken:
+		case <-t.C:
+		}
+		if err := h.pump(h.ctx); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("ws: reading the event log failed", "err", err)
+		}
+	}
+}
+
+// pump reads the events after the lowest seq not yet settled and routes
+// those not delivered before.
+func (h *Hub) pump(ctx context.Context) error {
+	now := h.now()
+	for seq, seen := range h.gaps {
+		if now.Sub(seen) > gapWait {
+			delete(h.gaps, seq)
+		}
+	}
+	for {
+		low := h.high
+		for seq := range h.gaps {
+			if seq-1 < low {
+				low = seq - 1
+			}
+		}
+		evs, err := h.o.Store.EventsAfter(ctx, low, pumpBatch)
+		if err != nil {
+			return err
+		}
+		r := newRouter(h)
+		for _, ev := range evs {
+			if _, done := h.delivered[ev.Seq]; done {
+				continue
+			}
+			if ev.Seq > h.high {
+				for s := h.high + 1; s < ev.Seq && len(h.gaps) < 10000; s++ {
+					h.gaps[s] = now
+				}
+				h.high = ev.Seq
+			}
+			delete(h.gaps, ev.Seq)
+			h.delivered[ev.Seq] = struct{}{}
+			r.route(ctx, ev)
+		}
+		// Forget what no read can return again.
+		floor := h.high
+		for seq := range h.gaps {
+			floor = min(floor, seq-1)
+		}
+		for seq := range h.delivered {
+			if seq <= floor {
+				delete(h.delivered, seq)
+			}
+		}
+		if len(evs) < pumpBatch {
+			return nil
+		}
+	}
+}
+
+// pingSlots spreads heartbeats: each tick pings one slot of sockets, so
+// 10,000 sockets are not pinged in one burst.
+const pingSlots = 16
+
+func (h *Hub) presenceLoop() {
+	t := time.NewTicker(h.o.Heartbeat / pingSlots)
+	tick := 0
+	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-prune.C:
+			if err := h.o.Store.PruneWS(h.ctx, h.now().Add(-24*time.Hour)); err != nil && h.ctx.Err() == nil {
+				h.log.Warn("ws: pruning failed", "err", err)
+			}
+			continue
+		case <-t.C:
+		}
+		tick++
+		h.mu.RLock()
+		var due []*conn
+		for _, cs := range h.users {
+			for c := range cs {
+				if c.slot == tick%pingSlots {
+					due = append(due, c)
+				}
+			}
+		}
+		h.mu.RUnlock()
+		for _, c := range due {
+			c.ping()
+		}
+		if tick%pingSlots == 0 {
+			if err := h.o.Store.ReplicaAlive(h.ctx, h.o.Replica, h.presenceUntil()); err != nil && h.ctx.Err() == nil {
+				h.log.Warn("ws: replica heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+func (h *Hub) presenceUntil() time.Time { return h.now().Add(3 * h.o.Heartbeat) }
+
+// reachable reports whether the user has a socket here or on another replica.
+func (h *Hub) reachable(ctx context.Context, user string) (bool, error) {
+	if h.hasSockets(user) {
+		return true, nil
+	}
+	return h.o.Store.Online(ctx, user, h.now())
+}
+
+type hookJob struct {
+	url, secret string
+	body        []byte
+	id          string
+}
+
+func (h *Hub) hookLoop() {
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case j := <-h.hooks:
+			h.post(j)
+		}
+	}
+}
+
+// post sends one signed request, retrying twice on failure.
+func (h *Hub) post(j hookJob) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
+		if err != nil {
+			cancel()
+			h.log.Warn("ws: bad outbound URL", "err", err)
+			return
+		}
+		now := h.now()
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(voiplink.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(voiplink.HeaderSignature, voiplink.Sign([]byte(j.secret), now, j.body))
+		req.Header.Set(voiplink.HeaderDelivery, j.id)
+		resp, err := h.o.HTTPClient.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		h.log.Warn("ws: outbound request failed", "id", j.id, "attempt", attempt+1, "err", err)
+	}
+}
+
+func (h *Hub) enqueueHook(j hookJob) {
+	select {
+	case h.hooks <- j:
+	default:
+		h.log.Warn("ws: outbound queue full; request dropped", "id", j.id)
+	}
+}
+
+// push asks the app's push endpoint to wake the user's phone (VoIP push).
+func (h *Hub) push(callee string, caller CallMember, call calls.Call) {
+	body, _ := json.Marshal(map[string]any{
+		"type": "incoming_call", "userId": callee, "caller": caller,
+		"callId": call.ID, "videochatRequestId": call.ID, "callType": call.Type,
+		"expiresAt": call.StateChangedAt.Add(h.o.Service.RingTimeout()).UTC().Format(time.RFC3339),
+	})
+	h.enqueueHook(hookJob{url: h.o.PushURL, secret: h.o.PushSecret, body: body, id: "push-" + call.ID + "-" + callee})
+}
+
+// member returns the display info of a user.
+func (h *Hub) member(ctx context.Context, id string, role calls.Role) CallMember {
+	u, _, err := h.o.Store.User(ctx, id)
+	if err != nil {
+		u.ID = id
+	}
+	return CallMember{UserID: id, Name: u.Name, ImageURL: u.ImageURL, Role: string(role)}
+}
+
+func simple(m CallMember) UserSimple {
+	return UserSimple{ID: m.UserID, FirstName: m.Name, Avatar: m.ImageURL}
+}
+
+func mode(c calls.Call) string {
+	if len(c.Members) > 2 {
+		return "conference"
+	}
+	return "videochat"
+}
+
+func containsUser(ms []calls.Member, id string) bool {
+	return slices.ContainsFunc(ms, func(m calls.Member) bool { return m.UserID == id })
+}

@@ -1,0 +1,250 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/callgate/callgate/calls"
+)
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+type requestDirect struct {
+	TargetUser  string   `json:"targetUser"`
+	TargetUsers []string `json:"targetUsers"`
+	Type        string   `json:"type"`
+	Provider    string   `json:"provider"`
+	Title       string   `json:"title"`
+}
+
+type inviteReq struct {
+	TargetUser  string `json:"targetUser"`
+	VideochatID string `json:"videochatId"`
+}
+
+type requestRef struct {
+	VideochatRequestID string `json:"videochatRequestId"`
+	VideochatID        string `json:"videochatId"`
+}
+
+// decode reads a request's data strictly: unknown fields are errors.
+func decode(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fail(CodeBadRequest, "data: "+err.Error())
+	}
+	return nil
+}
+
+// handle runs one request for the socket's user and returns the data of
+// its response.
+func (h *Hub) handle(ctx context.Context, c *conn, in Inbound) (any, error) {
+	actor := calls.UserActor(c.user)
+	switch in.Name {
+	case ReqPing:
+		return map[string]any{}, nil
+	case ReqRequestDirect:
+		var req requestDirect
+		if err := decode(in.Data, &req); err != nil {
+			return nil, err
+		}
+		targets := req.TargetUsers
+		if req.TargetUser != "" {
+			targets = append([]string{req.TargetUser}, targets...)
+		}
+		return h.requestDirect(ctx, actor, targets, req)
+	case ReqInvite:
+		var req inviteReq
+		if err := decode(in.Data, &req); err != nil {
+			return nil, err
+		}
+		if req.VideochatID == "" {
+			return nil, fail(CodeBadRequest, "data.videochatId is required")
+		}
+		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}); err != nil {
+			return nil, err
+		}
+		call, err := h.o.Service.Invite(ctx, actor, req.VideochatID, req.TargetUser)
+		if err != nil {
+			return nil, err
+		}
+		h.pushIfOffline(ctx, actor, call, []string{req.TargetUser})
+		return map[string]string{"videochatRequestId": call.ID}, nil
+	case ReqAccept:
+		var req requestRef
+		if err := decode(in.Data, &req); err != nil {
+			return nil, err
+		}
+		if req.VideochatRequestID == "" {
+			return nil, fail(CodeBadRequest, "data.videochatRequestId is required")
+		}
+		return h.accept(ctx, actor, req.VideochatRequestID)
+	case ReqDecline:
+		var req requestRef
+		if err := decode(in.Data, &req); err != nil {
+			return nil, err
+		}
+		if req.VideochatRequestID == "" {
+			return nil, fail(CodeBadRequest, "data.videochatRequestId is required")
+		}
+		call, err := h.o.Service.Decline(ctx, actor, req.VideochatRequestID)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"videochatRequestId": call.ID}, nil
+	case ReqMerge:
+		var req requestRef
+		if err := decode(in.Data, &req); err != nil {
+			return nil, err
+		}
+		if req.VideochatRequestID == "" || req.VideochatID == "" {
+			return nil, fail(CodeBadRequest, "data.videochatId and data.videochatRequestId are required")
+		}
+		call, err := h.o.Service.Merge(ctx, actor, req.VideochatRequestID, req.VideochatID)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"videochatId": call.ID, "videochatRequestId": strings.ToLower(req.VideochatRequestID)}, nil
+	}
+	return nil, fail(CodeBadRequest, fmt.Sprintf("unknown request %q", in.Name))
+}
+
+// maxTargets bounds the people one request rings.
+const maxTargets = 50
+
+// checkTargets answers 1021 for a user the gateway never knew and 10011
+// when nobody can be reached: every target offline on every replica and
+// no push hook to wake them.
+func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string) error {
+	if len(targets) == 0 {
+		return fail(CodeBadRequest, "data.targetUser is required")
+	}
+	if len(targets) > maxTargets {
+		return fail(CodeBadRequest, fmt.Sprintf("at most %d target users", maxTargets))
+	}
+	reachable := false
+	for _, t := range targets {
+		if err := calls.ValidateUserID("targetUser", t); err != nil || strings.TrimSpace(t) == "" {
+			return fail(CodeBadRequest, "targetUser must be a user id")
+		}
+		if t == actor.UserID {
+			return fail(CodeBadRequest, "a user cannot ring themselves")
+		}
+		known, err := h.o.Store.KnownUser(ctx, t)
+		if err != nil {
+			return err
+		}
+		if !known {
+			return fail(CodeUserNotFound, fmt.Sprintf("user %q not found", t))
+		}
+		on, err := h.reachable(ctx, t)
+		if err != nil {
+			return err
+		}
+		reachable = reachable || on || h.o.PushURL != ""
+	}
+	if !reachable {
+		return fail(CodeUserUnavailable, "user is not available: offline on every device")
+	}
+	return nil
+}
+
+func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []string, req requestDirect) (any, error) {
+	if err := h.checkTargets(ctx, actor, targets); err != nil {
+		return nil, err
+	}
+	members := make([]calls.Member, 0, len(targets))
+	for _, t := range targets {
+		members = append(members, calls.Member{UserID: t, Role: calls.RoleParticipant})
+	}
+	call, _, err := h.o.Service.Create(ctx, actor, calls.CreateRequest{
+		Type: req.Type, Provider: req.Provider, Title: req.Title, Members: members, Ring: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.pushIfOffline(ctx, actor, call, targets)
+	return map[string]string{"videochatRequestId": call.ID}, nil
+}
+
+func (h *Hub) pushIfOffline(ctx context.Context, actor calls.Actor, call calls.Call, targets []string) {
+	if h.o.PushURL == "" {
+		return
+	}
+	caller := h.member(ctx, actor.UserID, calls.RoleOwner)
+	for _, t := range targets {
+		if on, err := h.reachable(ctx, t); err == nil && !on {
+			h.push(t, caller, call)
+		}
+	}
+}
+
+// accept answers a ring (or an invitation into a call under way) and
+// returns the credential. A user who already accepted, on another
+// device, gets 409 "already accepted".
+func (h *Hub) accept(ctx context.Context, actor calls.Actor, id string) (any, error) {
+	call, err := h.o.Service.View(ctx, actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if call.State == calls.StateRinging && !call.IsOwner(actor.UserID) {
+		call, err = h.o.Service.Accept(ctx, actor, id)
+		if err != nil && !errors.Is(err, calls.ErrInvalidTransition) {
+			return nil, err
+		}
+		if err != nil {
+			// Another device (or person) answered first.
+			if call, err = h.o.Service.View(ctx, actor, id); err != nil {
+				return nil, err
+			}
+			if err := h.acceptedBefore(ctx, actor, call); err != nil {
+				return nil, err
+			}
+			if _, err := h.o.Service.AcceptInvite(ctx, actor, id); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		if call.State.Terminal() {
+			return nil, fmt.Errorf("%w: call %s is %s (%s)", calls.ErrCallEnded, call.ID, call.State, call.EndReason)
+		}
+		if call.IsOwner(actor.UserID) && call.State == calls.StateRinging {
+			return nil, fail(CodeConflict, "the caller cannot accept their own ring")
+		}
+		if err := h.acceptedBefore(ctx, actor, call); err != nil {
+			return nil, err
+		}
+		if _, err := h.o.Service.AcceptInvite(ctx, actor, id); err != nil {
+			return nil, err
+		}
+	}
+	j, err := h.joined(ctx, actor, call.ID)
+	if err != nil {
+		return nil, err
+	}
+	j.VideochatRequestID = call.ID
+	return j, nil
+}
+
+// acceptedBefore fails with ErrAlreadyAccepted when the user accepted the
+// call before.
+func (h *Hub) acceptedBefore(ctx context.Context, actor calls.Actor, call calls.Call) error {
+	evs, err := h.o.Store.Events(ctx, call.ID, 0)
+	if err != nil {
+		return err
+	}
+	for _, e := range evs {
+		if e.Kind == calls.EventAccepted && e.Actor == actor.UserID {
+			return fmt.Errorf("%w: call %s was accepted on another device", calls.ErrAlreadyAccepted, call.ID)
+		}
+	}
+	return nil
+}
