@@ -194,7 +194,13 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if req.MaxDuration > 0 {
 		life = req.MaxDuration
 	}
-	name := p.RoomName(req.CallID)
+	// A room-strategy name (one room per channel or per person) replaces
+	// the call id; Daily's "already exists" makes it reused.
+	base := req.CallID
+	if req.Name != "" {
+		base = req.Name
+	}
+	name := p.RoomName(base)
 	body := createRoomBody{Name: name, Privacy: p.privacy, Properties: roomProperties{Exp: p.now().Add(life).Unix(), EjectAtRoomExp: true}}
 	var out roomObject
 	err := p.call(ctx, http.MethodPost, "/rooms", body, &out, "Daily create room")

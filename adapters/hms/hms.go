@@ -205,7 +205,13 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if req.CallID == "" {
 		return calls.Room{}, fmt.Errorf("%w: hms: a room needs a call id", calls.ErrInvalidInput)
 	}
-	body := createRoomBody{Name: req.CallID, TemplateID: p.templateID, Region: p.region}
+	// A room-strategy name (one room per channel or per person) replaces
+	// the call id; 100ms returns the existing room for a name it knows.
+	name := req.CallID
+	if req.Name != "" {
+		name = req.Name
+	}
+	body := createRoomBody{Name: name, TemplateID: p.templateID, Region: p.region}
 	if req.MaxDuration > 0 {
 		// 100ms refuses values outside its range; a limit is kept as close
 		// as 100ms allows rather than failing the call.
@@ -219,9 +225,8 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if out.ID == "" {
 		return calls.Room{}, calls.Temporary(errors.New("hms: create room: the answer has no room id"), 0)
 	}
-	name := out.Name
-	if name == "" {
-		name = req.CallID
+	if out.Name != "" {
+		name = out.Name
 	}
 	p.remember(out.ID, name)
 	return calls.Room{Name: name, ProviderID: out.ID}, nil

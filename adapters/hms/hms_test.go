@@ -493,3 +493,19 @@ func sortParticipants(ps []calls.Participant) {
 		}
 	}
 }
+
+// A room-strategy name replaces the call id as the room's name.
+func TestCreateRoomUsesTheStrategyName(t *testing.T) {
+	p, m := newTestProvider(t, nil)
+	var got string
+	m.mt.RegisterResponder("POST", testAPI+"/v2/rooms", func(r *http.Request) (*http.Response, error) {
+		var body struct{ Name string }
+		json.NewDecoder(r.Body).Decode(&body)
+		got = body.Name
+		return httpmock.NewStringResponse(200, `{"id":"r-1","name":"`+got+`"}`), nil
+	})
+	room, err := p.CreateRoom(context.Background(), calls.RoomRequest{CallID: "call-2", Name: "cgc0123456789abcdef012345"})
+	if err != nil || got != "cgc0123456789abcdef012345" || room.Name != got {
+		t.Fatalf("room %+v, name %q, err %v", room, got, err)
+	}
+}

@@ -290,3 +290,19 @@ func TestRoomStatus(t *testing.T) {
 		t.Errorf("timeout gave %+v, %v", st, err)
 	}
 }
+
+// A room-strategy name replaces the call id as the room's UniqueName, so
+// calls of one channel share the room.
+func TestCreateRoomUsesTheStrategyName(t *testing.T) {
+	p, mock := newTestProvider(t)
+	var got string
+	mock.RegisterResponder("POST", testBase+"/v1/Rooms", func(r *http.Request) (*http.Response, error) {
+		r.ParseForm()
+		got = r.PostForm.Get("UniqueName")
+		return httpmock.NewStringResponse(201, `{"sid":"RM1","unique_name":"`+got+`","status":"in-progress"}`), nil
+	})
+	room, err := p.CreateRoom(context.Background(), calls.RoomRequest{CallID: "call-2", Name: "cgc0123456789abcdef012345"})
+	if err != nil || got != "cgc0123456789abcdef012345" || room.Name != got {
+		t.Fatalf("room %+v, UniqueName %q, err %v", room, got, err)
+	}
+}

@@ -199,8 +199,14 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if req.CallID == "" {
 		return calls.Room{}, fmt.Errorf("%w: twilio: the call has no id", calls.ErrInvalidInput)
 	}
+	// A room-strategy name (one room per channel or per person) replaces
+	// the call id; an in-progress room of that name is reused (53113).
+	unique := req.CallID
+	if req.Name != "" {
+		unique = req.Name
+	}
 	form := url.Values{
-		"UniqueName": {req.CallID},
+		"UniqueName": {unique},
 		"Type":       {p.roomType},
 	}
 	if p.statusCallback != "" {

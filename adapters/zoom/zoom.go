@@ -287,7 +287,13 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if req.CallID == "" {
 		return calls.Room{}, fmt.Errorf("%w: zoom: a room needs a call id", calls.ErrInvalidInput)
 	}
-	agenda := agendaPrefix + req.CallID
+	// A room-strategy name (one meeting per channel or per person) is the
+	// tag instead of the call id, so the meeting is found and reused.
+	tag := req.CallID
+	if req.Name != "" {
+		tag = req.Name
+	}
+	agenda := agendaPrefix + tag
 	found, err := p.findMeeting(ctx, agenda)
 	if err != nil {
 		return calls.Room{}, err
