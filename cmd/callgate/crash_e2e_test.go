@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -393,4 +394,93 @@ func metricValue(text, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// fakeDaily is Daily's REST API on loopback, whose room creation can be
+// held, as a slow or hung provider would.
+type fakeDaily struct {
+	mu      sync.Mutex
+	hold    chan struct{} // while open, POST /rooms waits
+	creates atomic.Int64
+	rooms   map[string]bool
+	srv     *httptest.Server
+}
+
+func newFakeDaily(t testing.TB) *fakeDaily {
+	f := &fakeDaily{rooms: map[string]bool{}, hold: make(chan struct{})}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/rooms":
+			var body struct{ Name string }
+			json.NewDecoder(r.Body).Decode(&body)
+			f.creates.Add(1)
+			f.mu.Lock()
+			hold := f.hold
+			f.mu.Unlock()
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+			f.mu.Lock()
+			f.rooms[body.Name] = true
+			f.mu.Unlock()
+			fmt.Fprintf(w, `{"id":"id-%s","name":%q,"url":"https://x.daily.co/%s","privacy":"private"}`, body.Name, body.Name, body.Name)
+		case r.Method == http.MethodPost && r.URL.Path == "/meeting-tokens":
+			fmt.Fprint(w, `{"token":"tok"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeDaily) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.hold)
+}
+
+// TestKill9WhileRoomsArePending is the audit's crash case: calls are
+// stored and acknowledged, the process is killed with SIGKILL before their
+// rooms exist, and after the restart every one of them gets its room and
+// its credentials work. Nothing is left half-written.
+func TestKill9WhileRoomsArePending(t *testing.T) {
+	daily := newFakeDaily(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "callgate.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`server: {addr: "127.0.0.1:0", link_secret: e2e-link-secret-0123456789abcdef0123}
+api: {keys: [{name: e2e, key: %s}]}
+providers:
+  daily: {kind: daily, api_key: test-key, domain: x.daily.co, api_url: %s}
+rooms: {poll: 100ms, attempt_timeout: 2s, deadline: 10m, wait: 200ms}
+`, e2eKey, daily.srv.URL)), 0o600)
+	data := filepath.Join(dir, "data")
+	p := startBinary(t, cfg, data)
+	c := client{t: t, base: p.base, key: e2eKey}
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprintf("pending-%d", i)
+		status, body, _ := c.do("POST", "/v1/calls", map[string]any{"id": id, "user_id": "ada"})
+		if status != 201 || body["call"].(map[string]any)["room"].(map[string]any)["status"] != "preparing" {
+			t.Fatalf("create %s: %d %v", id, status, body)
+		}
+		ids = append(ids, id)
+	}
+	eventually(t, 10*time.Second, "the room worker at the provider", func() bool { return daily.creates.Load() > 0 })
+	p.kill()
+	daily.release()
+
+	p = startBinary(t, cfg, data)
+	c.base = p.base
+	for _, id := range ids {
+		eventually(t, 40*time.Second, "the room of "+id+" after the restart (once the dead worker's lease runs out)", func() bool {
+			_, body, _ := c.do("GET", "/v1/calls/"+id, nil)
+			return body["call"].(map[string]any)["room"].(map[string]any)["status"] == "ready"
+		})
+		if status, body, _ := c.do("POST", "/v1/calls/"+id+"/token", map[string]any{"user_id": "ada"}); status != 200 {
+			t.Fatalf("token for %s after the restart: %d %v", id, status, body)
+		}
+	}
 }
