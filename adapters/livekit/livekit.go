@@ -162,13 +162,19 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if req.CallID == "" {
 		return calls.Room{}, fmt.Errorf("%w: livekit: the call has no id", calls.ErrInvalidInput)
 	}
+	// A room-strategy name (one room per channel or per person) replaces
+	// the call id; CreateRoom on that name returns the room when it lives.
+	name := req.CallID
+	if req.Name != "" {
+		name = req.Name
+	}
 	meta, _ := json.Marshal(roomMetadata{CallID: req.CallID, Type: string(req.Type), Title: req.Title})
-	ctx, err := p.authorized(ctx, req.CallID)
+	ctx, err := p.authorized(ctx, name)
 	if err != nil {
 		return calls.Room{}, err
 	}
 	r, err := p.rooms.CreateRoom(ctx, &lkproto.CreateRoomRequest{
-		Name:             req.CallID,
+		Name:             name,
 		EmptyTimeout:     p.emptyTO,
 		DepartureTimeout: p.departureTO,
 		MaxParticipants:  p.maxPart,
@@ -177,8 +183,8 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	if err != nil {
 		return calls.Room{}, p.apiError("livekit create room", err)
 	}
-	if r.GetName() != req.CallID {
-		return calls.Room{}, calls.Permanentf("livekit create room: the server answered with room %q instead of %q", r.GetName(), req.CallID)
+	if r.GetName() != name {
+		return calls.Room{}, calls.Permanentf("livekit create room: the server answered with room %q instead of %q", r.GetName(), name)
 	}
 	return calls.Room{Name: r.GetName(), ProviderID: r.GetSid()}, nil
 }
