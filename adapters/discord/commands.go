@@ -104,6 +104,10 @@ func Commands(providers []string) []AppCommand {
 				DescriptionLocalizations: loc("Terminer l'appel de ce salon", "Den Anruf in diesem Kanal beenden", "Terminar la llamada de este canal")},
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: SubHelp, Description: "How to use /call",
 				DescriptionLocalizations: loc("Comment utiliser /call", "So funktioniert /call", "Cómo usar /call")},
+			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: SubRing, Description: "Whether others may ring you by name",
+				DescriptionLocalizations: loc("Si les autres peuvent vous appeler par votre nom", "Ob andere dich per Namen anrufen dürfen", "Si otros pueden llamarte por tu nombre"),
+				Options: []AppOption{{Type: discordgo.ApplicationCommandOptionString, Name: OptRing, Description: "on or off", Required: true,
+					Choices: []AppChoice{{Name: "on", Value: "on"}, {Name: "off", Value: "off"}}}}},
 		},
 	}}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bwmarrin/discordgo"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/jarcoal/httpmock"
 
@@ -168,6 +169,31 @@ chats:
 		stderr.Reset()
 		if code := runCLI(context.Background(), tt.args, &stdout, &stderr, getenv, kinds, client); code != tt.code || !strings.Contains(stderr.String(), tt.err) {
 			t.Fatalf("%v: exit %d, stderr %q", tt.args, code, stderr.String())
+		}
+	}
+}
+
+func TestRingSubcommand(t *testing.T) {
+	a := &App{}
+	sub := func(opts ...*discordgo.ApplicationCommandInteractionDataOption) discordgo.ApplicationCommandInteractionData {
+		return discordgo.ApplicationCommandInteractionData{Name: CommandName, Options: []*discordgo.ApplicationCommandInteractionDataOption{
+			{Name: SubRing, Type: discordgo.ApplicationCommandOptionSubCommand, Options: opts}}}
+	}
+	opt := func(v any) *discordgo.ApplicationCommandInteractionDataOption {
+		return &discordgo.ApplicationCommandInteractionDataOption{Name: OptRing, Type: discordgo.ApplicationCommandOptionString, Value: v}
+	}
+	for _, tc := range []struct {
+		data   discordgo.ApplicationCommandInteractionData
+		on, ok bool
+	}{
+		{sub(opt("off")), false, true},
+		{sub(opt("on")), true, true},
+		{sub(opt("maybe")), false, false},
+		{sub(), false, false},
+	} {
+		cmd, err := a.commandFromOptions(tc.data)
+		if (err == nil) != tc.ok || (tc.ok && (cmd.Kind != calls.CommandRing || cmd.RingOn != tc.on)) {
+			t.Errorf("%+v: %+v, %v", tc.data.Options[0].Options, cmd, err)
 		}
 	}
 }

@@ -29,6 +29,8 @@ const (
 	SubStart      = "start"
 	SubEnd        = "end"
 	SubHelp       = "help"
+	SubRing       = "ring"
+	OptRing       = "ring" // on | off, /call ring's one option
 	OptType       = "type"
 	OptWith       = "with"
 	OptProvider   = "provider"
@@ -205,6 +207,16 @@ func (a *App) commandFromOptions(data discordgo.ApplicationCommandInteractionDat
 			return calls.Command{Kind: calls.CommandEnd}, nil
 		}
 		return calls.Command{Kind: calls.CommandHelp}, nil
+	case SubRing:
+		// /call ring ring:on|off: whether the person may be rung by name.
+		if len(opts) != 1 || opts[0] == nil || opts[0].Name != OptRing || opts[0].Type != discordgo.ApplicationCommandOptionString {
+			return calls.Command{}, invalid("/call ring takes one option, ring: on or off")
+		}
+		v, _ := opts[0].Value.(string)
+		if v != "on" && v != "off" {
+			return calls.Command{}, invalid("/call ring: on or off")
+		}
+		return calls.Command{Kind: calls.CommandRing, RingOn: v == "on"}, nil
 	case SubStart:
 	default:
 		return calls.Command{}, invalid("unknown subcommand %q", truncate(sub, 32))
