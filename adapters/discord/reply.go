@@ -79,18 +79,30 @@ func (a *App) Response(req calls.ChatRequest, out calls.ChatOutcome) Response {
 		}
 	}
 	cmd := req.Command
+	var notes []string
+	for _, k := range out.Notices {
+		notes = append(notes, Escape(t(k)))
+	}
 	switch cmd.Kind {
 	case calls.CommandHelp:
 		return ephemeral(help)
 	case calls.CommandEnd:
 		return ephemeral(callLine(a.tpl, lang, out.Call))
+	case calls.CommandRing:
+		return ephemeral(strings.Join(notes, "\n"))
 	}
 	if out.Call.ID == "" {
+		if len(notes) > 0 {
+			return ephemeral(strings.Join(notes, "\n"))
+		}
 		return ephemeral(help)
 	}
 	head := callLine(a.tpl, lang, out.Call)
 	if !out.Created && !out.Call.State.Terminal() {
 		head = t("card.live_call_here") + "\n" + head
+	}
+	if len(notes) > 0 {
+		head += "\n" + strings.Join(notes, "\n")
 	}
 	if out.PersonalURL == "" {
 		return ephemeral(head)
