@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // Report is how a kind's Validate reports a problem: the field relative to
@@ -43,4 +44,18 @@ func ParseJoinTemplate(text string, sample any) (*template.Template, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// TokenTTL is how long a credential lives: the shorter of the gateway's
+// (the request's) and the block's token_ttl, one hour when neither is set.
+func TokenTTL(req, block time.Duration) time.Duration {
+	switch {
+	case req > 0 && block > 0:
+		return min(req, block)
+	case req > 0:
+		return req
+	case block > 0:
+		return block
+	}
+	return time.Hour
 }

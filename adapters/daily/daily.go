@@ -413,10 +413,7 @@ func (p *Provider) call(ctx context.Context, method, path string, body, out any,
 }
 
 // isStatus reports whether err is httpx's PermanentError for that status.
-func isStatus(err error, code int) bool {
-	var pe *calls.PermanentError
-	return errors.As(err, &pe) && strings.HasSuffix(pe.Reason, fmt.Sprintf("(HTTP %d)", code))
-}
+func isStatus(err error, code int) bool { return httpx.Status(err) == code }
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {

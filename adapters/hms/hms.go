@@ -468,10 +468,7 @@ func (p *Provider) call(ctx context.Context, method, path string, body, out any,
 }
 
 // isStatus reports whether err is httpx's PermanentError for that status.
-func isStatus(err error, code int) bool {
-	var pe *calls.PermanentError
-	return errors.As(err, &pe) && strings.HasSuffix(pe.Reason, fmt.Sprintf("(HTTP %d)", code))
-}
+func isStatus(err error, code int) bool { return httpx.Status(err) == code }
 
 // remember keeps a room id → name pair for webhooks that carry only the id.
 func (p *Provider) remember(id, name string) {

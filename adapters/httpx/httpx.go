@@ -178,6 +178,16 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d%s", e.Code, Snippet(e.Body)) }
 
+// Status is the HTTP status of the remote answer err came from (Do's
+// temporary and permanent errors carry it), 0 when there was none.
+func Status(err error) int {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
 // meaning words a refusal for an admin.
 func meaning(code int) string {
 	switch {

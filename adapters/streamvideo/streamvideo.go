@@ -34,7 +34,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -43,6 +42,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 )
@@ -168,18 +168,7 @@ func (p *Provider) call(ctx context.Context, method, path string, in any, what s
 }
 
 // status is the HTTP status of a permanent refusal from httpx.Do, or 0.
-func status(err error) int {
-	var perm *calls.PermanentError
-	if !errors.As(err, &perm) {
-		return 0
-	}
-	i := strings.LastIndex(perm.Reason, "(HTTP ")
-	if i < 0 || !strings.HasSuffix(perm.Reason, ")") {
-		return 0
-	}
-	code, _ := strconv.Atoi(perm.Reason[i+len("(HTTP ") : len(perm.Reason)-1])
-	return code
-}
+func status(err error) int { return httpx.Status(err) }
 
 func callPath(callType, id string) string {
 	return "/api/v2/video/call/" + url.PathEscape(callType) + "/" + url.PathEscape(id)
@@ -299,7 +288,7 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	if issued.IsZero() {
 		issued = p.now()
 	}
-	expires := issued.Add(effectiveTTL(req.TTL, p.ttl))
+	expires := issued.Add(adapters.TokenTTL(req.TTL, p.ttl))
 	callType := p.roomType(room)
 	callRole := role(req.Role)
 	token, err := p.userToken(req.UserID, callType+":"+room.Name, callRole, issued, expires)
@@ -335,18 +324,6 @@ func (p *Provider) userToken(userID, cid, role string, issued, expires time.Time
 		return "", fmt.Errorf("%w: streamvideo: sign token: %w", calls.ErrProvider, err)
 	}
 	return token, nil
-}
-
-func effectiveTTL(req, block time.Duration) time.Duration {
-	switch {
-	case req > 0 && block > 0:
-		return min(req, block)
-	case req > 0:
-		return req
-	case block > 0:
-		return block
-	}
-	return time.Hour
 }
 
 // EndRoom marks the call ended, which disconnects everyone.

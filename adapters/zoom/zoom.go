@@ -44,7 +44,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -52,6 +51,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 )
@@ -235,18 +235,7 @@ func (p *Provider) call(ctx context.Context, method, path string, in any, what s
 
 // status is the HTTP status of a refusal httpx.Do classified as
 // permanent, or 0. httpx words every refusal "… (HTTP <code>)".
-func status(err error) int {
-	var perm *calls.PermanentError
-	if !errors.As(err, &perm) {
-		return 0
-	}
-	i := strings.LastIndex(perm.Reason, "(HTTP ")
-	if i < 0 || !strings.HasSuffix(perm.Reason, ")") {
-		return 0
-	}
-	code, _ := strconv.Atoi(perm.Reason[i+len("(HTTP ") : len(perm.Reason)-1])
-	return code
-}
+func status(err error) int { return httpx.Status(err) }
 
 // meeting is what callgate reads of Zoom's meeting object. The id is a
 // number in REST answers and a string in webhooks.
@@ -406,7 +395,7 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	if issued.IsZero() {
 		issued = p.now()
 	}
-	ttl := effectiveTTL(req.TTL, p.ttl)
+	ttl := adapters.TokenTTL(req.TTL, p.ttl)
 	link := room.URL
 	password := room.Data["password"]
 	if req.Role == calls.RoleOwner {
@@ -439,20 +428,6 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 		fields["password"] = password
 	}
 	return calls.Credential{JoinURL: link, ExpiresAt: issued.Add(ttl), Fields: fields}, nil
-}
-
-// effectiveTTL is the shorter of the gateway's and the block's lifetimes,
-// one hour when neither is set.
-func effectiveTTL(req, block time.Duration) time.Duration {
-	switch {
-	case req > 0 && block > 0:
-		return min(req, block)
-	case req > 0:
-		return req
-	case block > 0:
-		return block
-	}
-	return time.Hour
 }
 
 // EndRoom ends the meeting and deletes it so its link cannot start it
