@@ -90,3 +90,23 @@ func TestEveryLanguageIsComplete(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkdownEscaping(t *testing.T) {
+	for in, want := range map[string]string{
+		"@everyone [x](https://evil) **b**": "@\u2060everyone \\[x\\]\\(https://evil\\) \\*\\*b\\*\\*",
+		"line\nbreak\u202eevil":             "line breakevil",
+		"<script>":                          "\\<script\\>",
+	} {
+		if got := EscapeMarkdown(in); got != want {
+			t.Errorf("EscapeMarkdown(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := EscapeMarkdown(":smile:", ':'); got != "\\:smile\\:" {
+		t.Errorf("extra runes: %q", got)
+	}
+	for raw, ok := range map[string]bool{"https://cdn.example/r.mp4": true, "javascript:alert(1)": false, "/relative": false, "https://x/\"onclick": false} {
+		if SafeURL(raw) != ok {
+			t.Errorf("SafeURL(%q) != %v", raw, ok)
+		}
+	}
+}

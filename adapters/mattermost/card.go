@@ -89,8 +89,8 @@ func (a *App) render(c calls.Call, joinURL, channelID string, names map[string]s
 		lines = append(lines, "**"+escape(card.Summary)+"**")
 	}
 	for _, r := range card.Recordings {
-		if safeURL(r.URL) {
-			lines = append(lines, "["+escape(r.Label)+"]("+markdownURL(r.URL)+")")
+		if templates.SafeURL(r.URL) {
+			lines = append(lines, "["+escape(r.Label)+"]("+templates.MarkdownURL(r.URL)+")")
 		}
 	}
 	att.Text = strings.Join(lines, "\n")
@@ -280,45 +280,6 @@ func (a *App) do(ctx context.Context, method, path string, in any, what string) 
 	return answer, err
 }
 
-// escape escapes Mattermost markdown in a user value and defuses
-// mentions: '@' is followed by a word joiner, so no @channel, @all, @here
-// or @user comes of it.
-func escape(s string) string {
-	var b strings.Builder
-	for _, r := range plain(s) {
-		switch r {
-		case '\\', '`', '*', '_', '~', '[', ']', '(', ')', '<', '>', '#', '|', '!', ':':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// plain is one line, no control or bidi characters, mentions defused.
-func plain(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t':
-			b.WriteByte(' ')
-		case r < ' ' || r == 0x7f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
-		case r == '@':
-			b.WriteString("@\u2060")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-func safeURL(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && !strings.ContainsAny(raw, " \n\r\t<>\"")
-}
-
-func markdownURL(raw string) string {
-	return strings.NewReplacer("(", "%28", ")", "%29").Replace(raw)
-}
+// escape makes user text render as written in Mattermost's markdown, ':'
+// included (it starts emoji), with no mention coming of it.
+func escape(s string) string { return templates.EscapeMarkdown(s, ':') }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/templates"
 )
 
 // AttachmentType is the type of the attachment holding the call.
@@ -64,7 +64,7 @@ func (a *App) callView(c calls.Call, joinURL string) *CallView {
 		v.Participants = append(v.Participants, ParticipantView{ID: id, Name: p.Name, JoinedAt: p.JoinedAt.UTC()})
 	}
 	for _, r := range c.Recordings {
-		if safeURL(r.URL) {
+		if templates.SafeURL(r.URL) {
 			v.Recordings = append(v.Recordings, RecordingView{Kind: r.Kind, URL: r.URL})
 		}
 	}
@@ -75,28 +75,28 @@ func (a *App) callView(c calls.Call, joinURL string) *CallView {
 // escaped) and the call attachment (plain text, mentions defused).
 func (a *App) render(c calls.Call, joinURL, lang string, names map[string]string) (string, Attachment) {
 	card := a.card(c, joinURL, lang, names)
-	lines := []string{"**" + escapeMarkdown(card.Title) + "** · " + escapeMarkdown(card.StateText)}
+	lines := []string{"**" + templates.EscapeMarkdown(card.Title) + "** · " + templates.EscapeMarkdown(card.StateText)}
 	if card.Subtitle != "" {
-		lines = append(lines, escapeMarkdown(card.Subtitle))
+		lines = append(lines, templates.EscapeMarkdown(card.Subtitle))
 	}
-	att := Attachment{Type: AttachmentType, Title: plain(card.Title), Call: a.callView(c, joinURL)}
+	att := Attachment{Type: AttachmentType, Title: templates.PlainLine(card.Title), Call: a.callView(c, joinURL)}
 	if card.Live {
-		lines = append(lines, escapeMarkdown(card.PeopleText))
+		lines = append(lines, templates.EscapeMarkdown(card.PeopleText))
 		if card.DurationText != "" {
-			lines = append(lines, escapeMarkdown(card.DurationText))
+			lines = append(lines, templates.EscapeMarkdown(card.DurationText))
 		}
 		att.TitleLink = joinURL
-		att.Text = plain(card.PeopleText)
+		att.Text = templates.PlainLine(card.PeopleText)
 	} else {
-		lines = append(lines, escapeMarkdown(card.Summary))
-		att.Text = plain(card.Summary)
+		lines = append(lines, templates.EscapeMarkdown(card.Summary))
+		att.Text = templates.PlainLine(card.Summary)
 	}
 	for _, r := range card.Recordings {
-		if safeURL(r.URL) {
-			lines = append(lines, "["+escapeMarkdown(r.Label)+"]("+markdownURL(r.URL)+")")
+		if templates.SafeURL(r.URL) {
+			lines = append(lines, "["+templates.EscapeMarkdown(r.Label)+"]("+templates.MarkdownURL(r.URL)+")")
 		}
 	}
-	att.Fallback = plain(card.Title + " · " + card.StateText)
+	att.Fallback = templates.PlainLine(card.Title + " · " + card.StateText)
 	for _, act := range card.Actions {
 		style := "default"
 		if act.Style == "primary" {
@@ -163,50 +163,4 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 		}
 	}
 	return ref, nil
-}
-
-// escapeMarkdown escapes Stream's markdown (as its UIs render message
-// text) in a user-provided value and defuses mentions.
-func escapeMarkdown(s string) string {
-	var b strings.Builder
-	for _, r := range plain(s) {
-		switch r {
-		case '\\', '`', '*', '_', '~', '[', ']', '(', ')', '<', '>', '#', '|', '!':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// plain makes a value safe for a plain text field: one line, no control
-// characters, and '@' followed by a word joiner so no @mention, @here or
-// @channel comes of it.
-func plain(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t':
-			b.WriteByte(' ')
-		case r < ' ' || r == 0x7f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
-		case r == '@':
-			b.WriteString("@\u2060")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// safeURL accepts absolute http(s) links only.
-func safeURL(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && !strings.ContainsAny(raw, " \n\r\t<>\"")
-}
-
-// markdownURL keeps a link's destination inside (…).
-func markdownURL(raw string) string {
-	return strings.NewReplacer("(", "%28", ")", "%29").Replace(raw)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/templates"
 )
 
 type got struct {
@@ -283,7 +284,7 @@ func TestReplyChat(t *testing.T) {
 		t.Fatal("the personal link reached the channel")
 	}
 	// Ada's Stream language is French: the words are hers.
-	if m["text"] != "**Standup** · "+a.templates.Text("fr", "card.state.created")+"\n"+strings.ReplaceAll(a.templates.Text("fr", "card.started_by"), "{name}", "Ada")+"\n"+escapeMarkdown(a.templates.Text("fr", "card.people.none"))+"\n10 min" {
+	if m["text"] != "**Standup** · "+a.templates.Text("fr", "card.state.created")+"\n"+strings.ReplaceAll(a.templates.Text("fr", "card.started_by"), "{name}", "Ada")+"\n"+templates.EscapeMarkdown(a.templates.Text("fr", "card.people.none"))+"\n10 min" {
 		t.Fatalf("text: %q", m["text"])
 	}
 	if v := att["actions"].([]any)[1].(map[string]any)["value"]; v != "end:c-1" {

@@ -265,9 +265,9 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 	case p.foreign:
 		// Keep the message as it came.
 	case p.commandErr != nil:
-		errorMessage(escapeMarkdown(reason(p.commandErr) + ". " + t("card.help")))
+		errorMessage(templates.EscapeMarkdown(reason(p.commandErr) + ". " + t("card.help")))
 	case out.Err != nil && req.Action == nil:
-		errorMessage(escapeMarkdown(reason(out.Err) + "."))
+		errorMessage(templates.EscapeMarkdown(reason(out.Err) + "."))
 	case req.Action != nil:
 		if out.Err != nil {
 			a.log.Info("stream click refused", "chat", a.name, "action", req.Action.Kind, "call_id", req.Action.CallID, "err", out.Err)
@@ -280,19 +280,19 @@ func (a *App) ReplyChat(_ context.Context, req calls.ChatRequest, out calls.Chat
 			msg["type"] = "ephemeral"
 		}
 	case req.Command == nil || req.Command.Kind == calls.CommandHelp || out.Call.ID == "":
-		errorMessage(escapeMarkdown(t("card.help")))
+		errorMessage(templates.EscapeMarkdown(t("card.help")))
 	case req.Command.Kind == calls.CommandEnd:
 		card := a.card(out.Call, out.JoinURL, lang, names)
 		msg["type"] = "regular"
-		msg["text"] = escapeMarkdown(card.Title) + " · " + escapeMarkdown(card.Summary)
+		msg["text"] = templates.EscapeMarkdown(card.Title) + " · " + templates.EscapeMarkdown(card.Summary)
 		msg["attachments"] = []Attachment{}
 	case !out.Created:
 		// A live call is here already: shown to the sender only, with a
 		// link signed for them.
 		text, att := a.render(out.Call, out.JoinURL, lang, names)
-		lines := []string{escapeMarkdown(t("card.live_call_here")), text}
+		lines := []string{templates.EscapeMarkdown(t("card.live_call_here")), text}
 		if out.PersonalURL != "" {
-			lines = append(lines, escapeMarkdown(t("card.personal_link"))+" "+out.PersonalURL)
+			lines = append(lines, templates.EscapeMarkdown(t("card.personal_link"))+" "+out.PersonalURL)
 			att.TitleLink = out.PersonalURL
 		}
 		msg["type"] = "ephemeral"
