@@ -142,6 +142,7 @@ func TestWSScale(t *testing.T) {
 	// Rings between distinct pairs, one at a time, while all sockets are open.
 	ringStart := time.Since(serverStart)
 	var lat []time.Duration
+	var sentAt []time.Duration // since the server started
 	for r := 0; r < rings; r++ {
 		caller, callee := socks[(2*r)%sockets], socks[(2*r+1)%sockets]
 		target := "u" + strconv.Itoa((2*r+1)%sockets)
@@ -155,6 +156,7 @@ func TestWSScale(t *testing.T) {
 		select {
 		case at := <-callee.rung:
 			lat = append(lat, at.Sub(sent))
+			sentAt = append(sentAt, sent.Sub(serverStart))
 		case <-ctx.Done():
 			cancel()
 			t.Fatalf("ring %d not delivered", r)
@@ -165,7 +167,7 @@ func TestWSScale(t *testing.T) {
 	var slow []string
 	for i, d := range lat {
 		if d > 10*time.Millisecond {
-			slow = append(slow, fmt.Sprintf("#%d %v", i, d.Round(100*time.Microsecond)))
+			slow = append(slow, fmt.Sprintf("#%d@+%v %v", i, sentAt[i].Round(time.Millisecond), d.Round(100*time.Microsecond)))
 		}
 	}
 	t.Logf("rings from server +%v to +%v; rings over 10 ms: %v", ringStart.Round(time.Millisecond), ringEnd.Round(time.Millisecond), slow)
@@ -187,10 +189,20 @@ func TestWSBenchServer(t *testing.T) {
 	if os.Getenv("CALLGATE_WS_BENCH_SERVER") == "" {
 		t.Skip("the server half of TestWSScale")
 	}
-	var o gwOptions
-	if d, err := time.ParseDuration(os.Getenv("CALLGATE_WS_BENCH_HEARTBEAT")); err == nil {
-		o.tune = func(o *ws.Options) { o.Heartbeat = d }
+	// The deployed defaults (room worker poll 1s, timers every 1s, the
+	// hub's 25s heartbeat and 1s poll), unless CALLGATE_WS_BENCH_HARNESS=1
+	// asks for the test harness's short intervals (10 ms room poll, 20 ms
+	// timers, 5s heartbeat, 200 ms hub poll), which add load of their own.
+	o := gwOptions{roomPoll: time.Second, timerEvery: time.Second}
+	heartbeat, poll := 25*time.Second, time.Second
+	if os.Getenv("CALLGATE_WS_BENCH_HARNESS") != "" {
+		o = gwOptions{}
+		heartbeat, poll = 5*time.Second, 200*time.Millisecond
 	}
+	if d, err := time.ParseDuration(os.Getenv("CALLGATE_WS_BENCH_HEARTBEAT")); err == nil {
+		heartbeat = d
+	}
+	o.tune = func(o *ws.Options) { o.Heartbeat, o.Poll = heartbeat, poll }
 	g := newGateway(t, o)
 	if os.Getenv("CALLGATE_WS_BENCH_PPROF") != "" {
 		// net/http/pprof (imported by this file) on a port of its own.
