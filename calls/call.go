@@ -67,6 +67,38 @@ func (r Role) CanPublish() bool { return r != RoleListener }
 type Member struct {
 	UserID string `json:"user_id"`
 	Role   Role   `json:"role"`
+	// Answer is how the member answered the ring or an invitation into
+	// the call: empty until they do. It is changed only inside the
+	// transaction that records the answer, so it is what guards "first
+	// accept wins" and a group ring's per-member declines.
+	Answer Answer `json:"answer,omitempty"`
+}
+
+// Answer is a member's answer to a ring or an invitation.
+type Answer string
+
+const (
+	AnswerAccepted Answer = "accepted"
+	AnswerDeclined Answer = "declined"
+)
+
+// memberIndex is the position of the user in Members, or -1.
+func (c *Call) memberIndex(userID string) int {
+	if userID == "" {
+		return -1
+	}
+	return slices.IndexFunc(c.Members, func(m Member) bool { return m.UserID == userID })
+}
+
+// awaitingAnswer reports whether an invited member (one who is not an
+// owner) has not declined: a group ring keeps ringing while one has.
+func (c *Call) awaitingAnswer() bool {
+	for _, m := range c.Members {
+		if !c.IsOwner(m.UserID) && m.Answer != AnswerDeclined {
+			return true
+		}
+	}
+	return false
 }
 
 // Participant is a person in the call right now, as the provider reports it.

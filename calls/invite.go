@@ -46,8 +46,11 @@ func (s *Service) Invite(ctx context.Context, actor Actor, id, userID string) (C
 		if c.State.Terminal() {
 			return nil, fmt.Errorf("%w: call %s is %s (%s)", ErrCallEnded, c.ID, c.State, c.EndReason)
 		}
-		if _, ok := c.Member(userID); !ok {
+		if i := c.memberIndex(userID); i < 0 {
 			c.Members = append(c.Members, Member{UserID: userID, Role: RoleParticipant})
+		} else if c.Members[i].Answer == AnswerDeclined {
+			// Rung again: they may answer again.
+			c.Members[i].Answer = ""
 		}
 		c.UpdatedAt = s.now()
 		return []Event{{Kind: EventRinging, CallID: c.ID, State: c.State, Actor: actor.UserID, Identity: userID, Reason: ReasonInvited, At: c.UpdatedAt}}, nil
@@ -57,6 +60,8 @@ func (s *Service) Invite(ctx context.Context, actor Actor, id, userID string) (C
 // AcceptInvite records that a member accepted an invitation into a call
 // under way (accepted or active): an accepted event naming them, the
 // call's state unchanged. A ringing call is answered with Accept instead.
+// A member who already accepted (on another device, however close in time)
+// gets ErrAlreadyAccepted: the check runs on the locked call.
 func (s *Service) AcceptInvite(ctx context.Context, actor Actor, id string) (Call, error) {
 	if actor.UserID == "" {
 		return Call{}, fmt.Errorf("%w: answering a call needs a user", ErrInvalidInput)
@@ -75,6 +80,17 @@ func (s *Service) AcceptInvite(ctx context.Context, actor Actor, id string) (Cal
 		if c.State != StateAccepted && c.State != StateActive {
 			return nil, fmt.Errorf("%w: call %s is %s", ErrInvalidTransition, c.ID, c.State)
 		}
+		i := c.memberIndex(actor.UserID)
+		if i < 0 {
+			// A server key answering for someone who is not a member
+			// (Authorize let it) makes them one.
+			c.Members = append(c.Members, Member{UserID: actor.UserID, Role: RoleParticipant})
+			i = len(c.Members) - 1
+		}
+		if c.Members[i].Answer == AnswerAccepted {
+			return nil, fmt.Errorf("%w: call %s was accepted on another device", ErrAlreadyAccepted, c.ID)
+		}
+		c.Members[i].Answer = AnswerAccepted
 		c.UpdatedAt = s.now()
 		return []Event{{Kind: EventAccepted, CallID: c.ID, State: c.State, Actor: actor.UserID, Identity: actor.UserID, At: c.UpdatedAt}}, nil
 	})

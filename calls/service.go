@@ -430,13 +430,19 @@ func (s *Service) End(ctx context.Context, actor Actor, id string) (Call, error)
 	return ended, nil
 }
 
-// Accept records that an invited member answered a ringing call.
+// Accept records that an invited member answered a ringing call: the
+// first accept wins. A member who already accepted (on another device)
+// gets ErrAlreadyAccepted; anyone else answering a call that no longer
+// rings gets ErrInvalidTransition.
 func (s *Service) Accept(ctx context.Context, actor Actor, id string) (Call, error) {
 	return s.answer(ctx, actor, id, StateAccepted, "")
 }
 
 // Decline records that an invited member refused a ringing call; the
-// caller declining cancels it. A declined call is over.
+// caller declining cancels it. In a direct (1:1) ring the call is then
+// rejected. In a group ring only that member is marked declined (a
+// rejected event naming them, the call still ringing the others); the
+// call is rejected when every invited member declined.
 func (s *Service) Decline(ctx context.Context, actor Actor, id string) (Call, error) {
 	return s.answer(ctx, actor, id, StateRejected, ReasonDeclined)
 }
@@ -445,17 +451,47 @@ func (s *Service) answer(ctx context.Context, actor Actor, id string, to State, 
 	if actor.UserID == "" {
 		return Call{}, fmt.Errorf("%w: answering a call needs a user (a user token, or user_id with an API key)", ErrInvalidInput)
 	}
-	return s.changeAs(ctx, actor, id, ActionAnswer, func(c *Call) (State, string, error) {
-		// Checked on the locked call: an accept racing the caller's cancel
-		// sees whichever committed first, never a call that is no longer
-		// ringing.
+	nid, err := NormalizeID(id)
+	if err != nil {
+		return Call{}, err
+	}
+	return s.update(ctx, nid, func(c *Call) ([]Event, error) {
+		if err := Authorize(actor, c, ActionAnswer); err != nil {
+			return nil, err
+		}
+		// Every check runs on the locked call: an accept racing the
+		// caller's cancel, or another device's accept, sees whichever
+		// committed first, never a call that is no longer ringing.
+		i := c.memberIndex(actor.UserID)
 		if c.State != StateRinging {
-			return "", "", fmt.Errorf("%w: call %s is %s, not ringing", ErrInvalidTransition, c.ID, c.State)
+			if to == StateAccepted && i >= 0 && c.Members[i].Answer == AnswerAccepted {
+				return nil, fmt.Errorf("%w: call %s was accepted on another device", ErrAlreadyAccepted, c.ID)
+			}
+			return nil, fmt.Errorf("%w: call %s is %s, not ringing", ErrInvalidTransition, c.ID, c.State)
 		}
+		now := s.now()
 		if to == StateRejected && c.IsOwner(actor.UserID) {
-			return StateEnded, ReasonCancelled, nil
+			to, reason = StateEnded, ReasonCancelled
+		} else if i >= 0 {
+			if to == StateRejected && c.Members[i].Answer == AnswerDeclined {
+				return nil, fmt.Errorf("%w: %s already declined call %s", ErrInvalidTransition, actor.UserID, c.ID)
+			}
+			c.Members[i].Answer = AnswerAccepted
+			if to == StateRejected {
+				c.Members[i].Answer = AnswerDeclined
+				if c.awaitingAnswer() {
+					// A group ring goes on for the others.
+					c.UpdatedAt = now
+					return []Event{{Kind: EventRejected, CallID: c.ID, State: c.State, Actor: actor.UserID, Identity: actor.UserID, Reason: reason, At: now}}, nil
+				}
+			}
 		}
-		return to, reason, nil
+		ev, err := c.Transition(to, reason, now)
+		if err != nil {
+			return nil, err
+		}
+		ev.Actor = actor.UserID
+		return []Event{ev}, nil
 	})
 }
 

@@ -42,13 +42,13 @@ func (s *SQL) loadChildrenChunk(ctx context.Context, q querier, cs []*calls.Call
 	}
 	in := ` WHERE call_id IN (` + marks(len(ids)) + `) ORDER BY call_id, `
 
-	err := s.eachRow(ctx, q, `SELECT call_id, user_id, role FROM call_members`+in+`pos`, ids, func(r *sql.Rows) error {
-		var id, role string
+	err := s.eachRow(ctx, q, `SELECT call_id, user_id, role, answer FROM call_members`+in+`pos`, ids, func(r *sql.Rows) error {
+		var id, role, answer string
 		var m calls.Member
-		if err := r.Scan(&id, &m.UserID, &role); err != nil {
+		if err := r.Scan(&id, &m.UserID, &role, &answer); err != nil {
 			return err
 		}
-		m.Role = calls.Role(role)
+		m.Role, m.Answer = calls.Role(role), calls.Answer(answer)
 		c := byID[id]
 		c.Members = append(c.Members, m)
 		return nil
@@ -222,9 +222,9 @@ func (s *SQL) writeMembers(ctx context.Context, tx *sql.Tx, id string, members [
 	}
 	rows := make([][]any, len(members))
 	for i, m := range members {
-		rows[i] = []any{id, i, m.UserID, string(m.Role)}
+		rows[i] = []any{id, i, m.UserID, string(m.Role), string(m.Answer)}
 	}
-	if err := s.insertRows(ctx, tx, `call_members (call_id, pos, user_id, role)`, rows, ""); err != nil {
+	if err := s.insertRows(ctx, tx, `call_members (call_id, pos, user_id, role, answer)`, rows, ""); err != nil {
 		return fmt.Errorf("store: write call %s members: %w", id, err)
 	}
 	return nil

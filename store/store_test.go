@@ -374,3 +374,35 @@ func BenchmarkJoinLargeRoster(b *testing.B) {
 		})
 	}
 }
+
+// Commits never copy the WAL into the database file (that stalled the
+// commit that crossed 1,000 pages); a background checkpointer does, so the
+// file still receives what was written and the WAL does not grow forever.
+func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ck.db")
+	s, err := OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var auto int
+	if err := s.w.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer's wal_autocheckpoint = %d (%v), want 0", auto, err)
+	}
+	// The migrations went to the WAL; within a few ticks the checkpointer
+	// has copied them into the file.
+	deadline := time.Now().Add(5 * checkpointEvery)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() >= 64<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes after %v: nothing was checkpointed", fi.Size(), 5*checkpointEvery)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

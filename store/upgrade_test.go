@@ -141,3 +141,66 @@ func TestPostgresUpgradeFrom1(t *testing.T) {
 	defer s.Close()
 	checkUpgraded(t, s)
 }
+
+// Migration 0007 adds each member's answer and fills it in for members
+// who accepted before it (their accepted events), so an upgraded gateway
+// still tells a second device "already accepted".
+func TestUpgradeFrom6FillsMemberAnswers(t *testing.T) {
+	check := func(t *testing.T, open func() (*SQL, error), raw func() *sql.DB) {
+		ctx := t.Context()
+		s, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := calls.StoredTime(time.Now())
+		c := calls.Call{ID: "up7", Type: calls.TypeVideo, State: calls.StateAccepted, Provider: "lk", CreatedBy: "zoe",
+			CreatedAt: now, UpdatedAt: now, StateChangedAt: now,
+			Members: []calls.Member{{UserID: "zoe", Role: calls.RoleOwner}, {UserID: "adam", Role: calls.RoleParticipant}, {UserID: "bea", Role: calls.RoleParticipant}}}
+		evs := []calls.Event{{Kind: calls.EventAccepted, CallID: "up7", State: calls.StateAccepted, Actor: "adam", At: now}}
+		if _, _, err := s.CreateCall(ctx, c, evs); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		db := raw()
+		for _, q := range []string{`ALTER TABLE call_members DROP COLUMN answer`, `DELETE FROM schema_migrations WHERE version = 7`} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("back to version 6: %s: %v", q, err)
+			}
+		}
+		db.Close()
+		if s, err = open(); err != nil {
+			t.Fatalf("upgrade from 6: %v", err)
+		}
+		defer s.Close()
+		got, err := s.GetCall(ctx, "up7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]calls.Answer{"zoe": "", "adam": calls.AnswerAccepted, "bea": ""}
+		for _, m := range got.Members {
+			if m.Answer != want[m.UserID] {
+				t.Errorf("%s answered %q after the upgrade, want %q", m.UserID, m.Answer, want[m.UserID])
+			}
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "v6.db")
+		check(t, func() (*SQL, error) { return OpenSQLite(t.Context(), path) }, func() *sql.DB {
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := newPostgresSchema(t, postgresDSN(t))
+		check(t, func() (*SQL, error) { return OpenPostgres(t.Context(), dsn) }, func() *sql.DB {
+			cfg, err := pgx.ParseConfig(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return stdlib.OpenDB(*cfg)
+		})
+	})
+}

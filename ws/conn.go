@@ -40,7 +40,7 @@ type conn struct {
 	user string
 	done chan struct{}
 	once sync.Once
-	slot int // which heartbeat tick pings it
+	slot int // which heartbeat tick pings it (modulo the slots)
 
 	// queue holds frames waiting to be written; a writer goroutine runs
 	// only while it is not empty, so an idle socket costs no goroutine
@@ -89,7 +89,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 		return nil
 	}
 	wsc.SetReadLimit(h.o.MaxMessage)
-	c := &conn{h: h, ws: wsc, user: userID, done: make(chan struct{}), slot: rand.IntN(pingSlots)}
+	c := &conn{h: h, ws: wsc, user: userID, done: make(chan struct{}), slot: rand.IntN(1 << 20)}
 	h.conns.Add(1)
 	if !h.register(c) {
 		h.conns.Done()

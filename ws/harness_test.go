@@ -39,6 +39,9 @@ type gwOptions struct {
 	ringTimeout time.Duration
 	tune        func(*ws.Options)
 	relay       bool
+	// roomPoll and timerEvery default to short test intervals (10 ms,
+	// 20 ms); the scale benchmark uses the production defaults.
+	roomPoll, timerEvery time.Duration
 }
 
 type gateway struct {
@@ -86,10 +89,16 @@ func newGateway(t testing.TB, o gwOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rooms := calls.NewRoomWorker(calls.RoomWorkerConfig{Store: st, Providers: providers, Wake: wake, Logger: log, Poll: 10 * time.Millisecond})
+	if o.roomPoll == 0 {
+		o.roomPoll = 10 * time.Millisecond
+	}
+	if o.timerEvery == 0 {
+		o.timerEvery = 20 * time.Millisecond
+	}
+	rooms := calls.NewRoomWorker(calls.RoomWorkerConfig{Store: st, Providers: providers, Wake: wake, Logger: log, Poll: o.roomPoll})
 	wg.Add(2)
 	go func() { defer wg.Done(); rooms.Run(workCtx, 1) }()
-	go func() { defer wg.Done(); svc.RunTimers(workCtx, 20*time.Millisecond) }()
+	go func() { defer wg.Done(); svc.RunTimers(workCtx, o.timerEvery) }()
 	pages, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)

@@ -343,16 +343,28 @@ func (h *Hub) pump(ctx context.Context) error {
 	}
 }
 
-// pingSlots spreads heartbeats: each tick pings one slot of sockets, so
-// 10,000 sockets are not pinged in one burst.
-const pingSlots = 16
+// Heartbeats are spread over the heartbeat interval: the sockets are
+// split into slots (by their random conn.slot) and one slot is pinged
+// every pingTick, so 10,000 sockets are pinged a few dozen at a time
+// rather than in bursts of hundreds that delay the rings sent meanwhile.
+// A socket is pinged once per heartbeat, at the same point of each round.
+const (
+	pingTick     = 20 * time.Millisecond
+	minPingSlots = 16
+)
+
+func pingSlotsFor(heartbeat time.Duration) int {
+	return max(minPingSlots, int(heartbeat/pingTick))
+}
 
 func (h *Hub) presenceLoop() {
-	t := time.NewTicker(h.o.Heartbeat / pingSlots)
+	slots := pingSlotsFor(h.o.Heartbeat)
+	t := time.NewTicker(h.o.Heartbeat / time.Duration(slots))
 	tick := 0
 	defer t.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	var round [][]*conn
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -365,25 +377,35 @@ func (h *Hub) presenceLoop() {
 		case <-t.C:
 		}
 		tick++
-		h.mu.RLock()
-		var due []*conn
-		for _, cs := range h.users {
-			for c := range cs {
-				if c.slot == tick%pingSlots {
-					due = append(due, c)
-				}
-			}
+		slot := tick % slots
+		if slot == 0 || round == nil {
+			// One pass over the sockets per round, not per tick.
+			round = h.pingRound(slots)
 		}
-		h.mu.RUnlock()
-		for _, c := range due {
+		for _, c := range round[slot] {
 			c.ping()
 		}
-		if tick%pingSlots == 0 {
+		round[slot] = nil
+		if slot == 0 {
 			if err := h.o.Store.ReplicaAlive(h.ctx, h.o.Replica, h.presenceUntil()); err != nil && h.ctx.Err() == nil {
 				h.log.Warn("ws: replica heartbeat failed", "err", err)
 			}
 		}
 	}
+}
+
+// pingRound splits the open sockets into slots. A socket that opens
+// during a round is first pinged in the next.
+func (h *Hub) pingRound(slots int) [][]*conn {
+	round := make([][]*conn, slots)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, cs := range h.users {
+		for c := range cs {
+			round[c.slot%slots] = append(round[c.slot%slots], c)
+		}
+	}
+	return round
 }
 
 func (h *Hub) presenceUntil() time.Time { return h.now().Add(3 * h.o.Heartbeat) }

@@ -189,42 +189,30 @@ func (h *Hub) pushIfOffline(ctx context.Context, actor calls.Actor, call calls.C
 
 // accept answers a ring (or an invitation into a call under way) and
 // returns the credential. A user who already accepted, on another
-// device, gets 409 "already accepted".
+// device, gets 409 "already accepted": the service decides it on the
+// locked call, so two devices accepting at the same instant cannot both
+// succeed.
 func (h *Hub) accept(ctx context.Context, actor calls.Actor, id string) (any, error) {
 	call, err := h.o.Service.View(ctx, actor, id)
 	if err != nil {
 		return nil, err
 	}
-	if call.State == calls.StateRinging && !call.IsOwner(actor.UserID) {
-		call, err = h.o.Service.Accept(ctx, actor, id)
-		if err != nil && !errors.Is(err, calls.ErrInvalidTransition) {
-			return nil, err
+	switch {
+	case call.State.Terminal():
+		return nil, fmt.Errorf("%w: call %s is %s (%s)", calls.ErrCallEnded, call.ID, call.State, call.EndReason)
+	case call.IsOwner(actor.UserID) && call.State == calls.StateRinging:
+		return nil, fail(CodeConflict, "the caller cannot accept their own ring")
+	case call.State == calls.StateRinging:
+		_, err = h.o.Service.Accept(ctx, actor, id)
+		if errors.Is(err, calls.ErrInvalidTransition) {
+			// Someone else answered first: join the call under way.
+			_, err = h.o.Service.AcceptInvite(ctx, actor, id)
 		}
-		if err != nil {
-			// Another device (or person) answered first.
-			if call, err = h.o.Service.View(ctx, actor, id); err != nil {
-				return nil, err
-			}
-			if err := h.acceptedBefore(ctx, actor, call); err != nil {
-				return nil, err
-			}
-			if _, err := h.o.Service.AcceptInvite(ctx, actor, id); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		if call.State.Terminal() {
-			return nil, fmt.Errorf("%w: call %s is %s (%s)", calls.ErrCallEnded, call.ID, call.State, call.EndReason)
-		}
-		if call.IsOwner(actor.UserID) && call.State == calls.StateRinging {
-			return nil, fail(CodeConflict, "the caller cannot accept their own ring")
-		}
-		if err := h.acceptedBefore(ctx, actor, call); err != nil {
-			return nil, err
-		}
-		if _, err := h.o.Service.AcceptInvite(ctx, actor, id); err != nil {
-			return nil, err
-		}
+	default:
+		_, err = h.o.Service.AcceptInvite(ctx, actor, id)
+	}
+	if err != nil {
+		return nil, err
 	}
 	j, err := h.joined(ctx, actor, call.ID)
 	if err != nil {
@@ -232,19 +220,4 @@ func (h *Hub) accept(ctx context.Context, actor calls.Actor, id string) (any, er
 	}
 	j.VideochatRequestID = call.ID
 	return j, nil
-}
-
-// acceptedBefore fails with ErrAlreadyAccepted when the user accepted the
-// call before.
-func (h *Hub) acceptedBefore(ctx context.Context, actor calls.Actor, call calls.Call) error {
-	evs, err := h.o.Store.Events(ctx, call.ID, 0)
-	if err != nil {
-		return err
-	}
-	for _, e := range evs {
-		if e.Kind == calls.EventAccepted && e.Actor == actor.UserID {
-			return fmt.Errorf("%w: call %s was accepted on another device", calls.ErrAlreadyAccepted, call.ID)
-		}
-	}
-	return nil
 }

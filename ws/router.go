@@ -195,7 +195,11 @@ func (r *router) frames(ctx context.Context, ev calls.Event, c *calls.Call, user
 			out = append(out, Outbound{Name: EvAccepted, Data: ref, Event: meta})
 		}
 	case calls.EventRejected:
-		if ev.Actor == user || user == caller {
+		// The decliner's devices stop ringing; the caller hears of it
+		// when the whole call is rejected (a group ring's single declines
+		// name the member in Identity and reach the caller as "call"
+		// events only).
+		if ev.Actor == user || (user == caller && ev.Identity == "") {
 			out = append(out, Outbound{Name: EvDeclined, Data: ref, Event: meta})
 		}
 	case calls.EventEnded:
@@ -368,6 +372,10 @@ func (h *Hub) rings(ctx context.Context, c *conn) error {
 	for i := range ringing {
 		call := &ringing[i]
 		if call.CreatedBy == c.user {
+			continue
+		}
+		if m, ok := call.Member(c.user); ok && m.Answer == calls.AnswerDeclined {
+			// They declined this group ring; it rings the others.
 			continue
 		}
 		ev := calls.Event{Kind: calls.EventRinging, CallID: call.ID, State: calls.StateRinging, Actor: call.CreatedBy, At: call.StateChangedAt}

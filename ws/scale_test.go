@@ -6,6 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,6 +21,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/callgate/callgate/ws"
 )
 
 // The scale test: CALLGATE_WS_BENCH=1 go test -run TestWSScale -v ./ws/
@@ -42,8 +47,14 @@ func TestWSScale(t *testing.T) {
 		// near it instead of letting the heap double.
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT=270MiB")
 	}
+	if d := os.Getenv("CALLGATE_WS_BENCH_SERVER_GODEBUG"); d != "" {
+		// e.g. gctrace=1: the collector's cycles, timed from the server's
+		// start, to set against the ring phase reported below.
+		cmd.Env = append(cmd.Env, "GODEBUG="+d)
+	}
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
+	serverStart := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +140,9 @@ func TestWSScale(t *testing.T) {
 	rssConnected := rssKB(t, cmd.Process.Pid)
 
 	// Rings between distinct pairs, one at a time, while all sockets are open.
+	ringStart := time.Since(serverStart)
 	var lat []time.Duration
+	var sentAt []time.Duration // since the server started
 	for r := 0; r < rings; r++ {
 		caller, callee := socks[(2*r)%sockets], socks[(2*r+1)%sockets]
 		target := "u" + strconv.Itoa((2*r+1)%sockets)
@@ -143,12 +156,21 @@ func TestWSScale(t *testing.T) {
 		select {
 		case at := <-callee.rung:
 			lat = append(lat, at.Sub(sent))
+			sentAt = append(sentAt, sent.Sub(serverStart))
 		case <-ctx.Done():
 			cancel()
 			t.Fatalf("ring %d not delivered", r)
 		}
 		cancel()
 	}
+	ringEnd := time.Since(serverStart)
+	var slow []string
+	for i, d := range lat {
+		if d > 10*time.Millisecond {
+			slow = append(slow, fmt.Sprintf("#%d@+%v %v", i, sentAt[i].Round(time.Millisecond), d.Round(100*time.Microsecond)))
+		}
+	}
+	t.Logf("rings from server +%v to +%v; rings over 10 ms: %v", ringStart.Round(time.Millisecond), ringEnd.Round(time.Millisecond), slow)
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 	rssAfter := rssKB(t, cmd.Process.Pid)
@@ -167,7 +189,30 @@ func TestWSBenchServer(t *testing.T) {
 	if os.Getenv("CALLGATE_WS_BENCH_SERVER") == "" {
 		t.Skip("the server half of TestWSScale")
 	}
-	g := newGateway(t, gwOptions{})
+	// The deployed defaults (room worker poll 1s, timers every 1s, the
+	// hub's 25s heartbeat and 1s poll), unless CALLGATE_WS_BENCH_HARNESS=1
+	// asks for the test harness's short intervals (10 ms room poll, 20 ms
+	// timers, 5s heartbeat, 200 ms hub poll), which add load of their own.
+	o := gwOptions{roomPoll: time.Second, timerEvery: time.Second}
+	heartbeat, poll := 25*time.Second, time.Second
+	if os.Getenv("CALLGATE_WS_BENCH_HARNESS") != "" {
+		o = gwOptions{}
+		heartbeat, poll = 5*time.Second, 200*time.Millisecond
+	}
+	if d, err := time.ParseDuration(os.Getenv("CALLGATE_WS_BENCH_HEARTBEAT")); err == nil {
+		heartbeat = d
+	}
+	o.tune = func(o *ws.Options) { o.Heartbeat, o.Poll = heartbeat, poll }
+	g := newGateway(t, o)
+	if os.Getenv("CALLGATE_WS_BENCH_PPROF") != "" {
+		// net/http/pprof (imported by this file) on a port of its own.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(os.Stderr, "WSBENCH_PPROF http://"+ln.Addr().String()+"/debug/pprof/")
+		go http.Serve(ln, nil)
+	}
 	fmt.Println("WSBENCH_URL " + g.url)
 	if os.Getenv("CALLGATE_WS_BENCH_MEMSTATS") != "" {
 		for {

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/callgate/callgate/adapters/voiplink"
+	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/store/pgtest"
 	"github.com/callgate/callgate/ws"
 )
@@ -506,4 +507,76 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	bob1.c.Close(websocket.StatusNormalClosure, "")
 	r2.waitOffline(t, "bob")
 	errResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "bob"}), ws.CodeUserUnavailable)
+}
+
+// In a group ring one member's decline is theirs: their devices stop
+// ringing (videochatDeclined, and a "call" event rejected for them that
+// everyone sees), the others keep ringing, and the caller is told the
+// request was declined only when every member declined.
+func TestGroupRingDeclineIsPerMember(t *testing.T) {
+	g := newGateway(t, gwOptions{tune: func(o *ws.Options) { o.RingFresh = time.Minute }})
+	ada, bob1, bob2, carol := g.dial(t, "ada"), g.dial(t, "bob"), g.dial(t, "bob"), g.dial(t, "carol")
+	id := ada.request(reqDirect, map[string]any{"targetUsers": []string{"bob", "carol"}}).str("videochatRequestId")
+	for _, c := range []*client{bob1, bob2, carol} {
+		c.event("videochat:videochatRequested")
+	}
+	okResponse(t, bob1.request(reqDecline, map[string]any{"videochatRequestId": id}))
+	for _, c := range []*client{bob1, bob2} {
+		if f := c.event("videochat:videochatDeclined"); f.str("userId") != "bob" {
+			t.Fatalf("bob's devices: %+v", f)
+		}
+	}
+	for _, c := range []*client{ada, bob1, bob2, carol} {
+		if f := c.callEvent("rejected"); f.str("userId") != "bob" || f.str("callId") != id {
+			t.Fatalf("rejected for bob: %+v", f)
+		}
+	}
+	ada.none(func(f frame) bool { return f.Name == "videochat:videochatDeclined" }, 50*time.Millisecond, "declined before everyone declined")
+	if c, err := g.svc.Get(context.Background(), id); err != nil || c.State != calls.StateRinging {
+		t.Fatalf("the group ring after one decline: %s %v", c.State, err)
+	}
+	// A device bob opens now is not rung again; carol's is.
+	g.dial(t, "bob").none(func(f frame) bool { return f.Name == "videochat:videochatRequested" }, 100*time.Millisecond, "ring of a member who declined")
+	g.dial(t, "carol").event("videochat:videochatRequested")
+
+	okResponse(t, carol.request(reqDecline, map[string]any{"videochatRequestId": id}))
+	if f := ada.event("videochat:videochatDeclined"); f.str("videochatRequestId") != id {
+		t.Fatalf("caller: %+v", f)
+	}
+	if f := ada.callEvent("rejected"); f.str("userId") != "carol" {
+		t.Fatalf("caller: %+v", f)
+	}
+	if c, _ := g.svc.Get(context.Background(), id); c.State != calls.StateRejected {
+		t.Fatalf("after every member declined: %s", c.State)
+	}
+}
+
+// Two devices of one user accepting the same ring at the same instant:
+// one gets the credential, the other "already accepted".
+func TestTwoDevicesAcceptAtOnce(t *testing.T) {
+	g := newGateway(t, gwOptions{})
+	ada, bob1, bob2 := g.dial(t, "ada"), g.dial(t, "bob"), g.dial(t, "bob")
+	for i := range 10 {
+		id := ada.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
+		bob1.waitFor(func(f frame) bool {
+			return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == id
+		}, "ring")
+		bob2.waitFor(func(f frame) bool {
+			return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == id
+		}, "ring")
+		id1 := bob1.send(reqAccept, map[string]any{"videochatRequestId": id})
+		id2 := bob2.send(reqAccept, map[string]any{"videochatRequestId": id})
+		r1 := bob1.waitFor(func(f frame) bool { return f.Name == reqAccept && f.Event.ID == id1 }, "accept response")
+		r2 := bob2.waitFor(func(f frame) bool { return f.Name == reqAccept && f.Event.ID == id2 }, "accept response")
+		if r1.Error.Status == r2.Error.Status {
+			t.Fatalf("trial %d: both devices got %+v / %+v", i, r1.Error, r2.Error)
+		}
+		lost := r1
+		if !r1.Error.Status {
+			lost = r2
+		}
+		if lost.Error.Code != ws.CodeConflict || !strings.Contains(lost.Error.Message, "already accepted") {
+			t.Fatalf("trial %d: losing device got %+v", i, lost.Error)
+		}
+	}
 }
