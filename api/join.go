@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -112,8 +113,20 @@ func (h *Handler) endedPage(c echo.Context, lang string, call calls.Call, title 
 	}
 	card := h.opts.Pages.Card(templates.CardInput{Call: call, Lang: lang, Now: h.now()})
 	p := templates.Page{Lang: lang, Kind: kind, CallTitle: title, CallID: call.ID, Summary: card.Summary}
-	if len(card.People) > 0 {
-		p.People = card.PeopleText
+	// Who was in it: everyone who ever joined, as the roster marks remember
+	// them (the roster itself is empty once everyone left).
+	people := card.People
+	if len(people) == 0 {
+		for id := range call.Seqs {
+			people = append(people, id)
+		}
+		slices.Sort(people)
+	}
+	if len(people) > 0 {
+		if len(people) > templates.MaxNames {
+			people = append(people[:templates.MaxNames:templates.MaxNames], "…")
+		}
+		p.People = strings.ReplaceAll(h.opts.Pages.Text(lang, "ended.people"), "{names}", strings.Join(people, ", "))
 	}
 	return h.renderJoin(c, http.StatusGone, p)
 }

@@ -76,7 +76,14 @@ func TestBrowserJoinAndAdmin(t *testing.T) {
 	mustStatus(201, "POST", "/v1/calls", map[string]any{"id": "browser-live", "title": "Design <review>", "guests": true})
 	liveRoom := roomOf(t, c, "browser-live")
 	mustStatus(201, "POST", "/v1/calls", map[string]any{"id": "browser-ended", "title": "Retro", "guests": true})
-	roomOf(t, c, "browser-ended")
+	endedRoom := roomOf(t, c, "browser-ended")
+	// Ada was in it: she joined and left, then the call ended.
+	now := time.Now().UnixMilli()
+	for i, joined := range []bool{true, false} {
+		if code, err := jaasEvent(base, endedRoom, "ada", joined, now+int64(i), fmt.Sprintf("browser-ended-%d", i)); err != nil || code != 200 {
+			t.Fatalf("JaaS webhook: %d %v", code, err)
+		}
+	}
 	mustStatus(200, "POST", "/v1/calls/browser-ended/end", nil)
 	// A call whose card the app refuses: the delivery dies (400 is not
 	// retried past the budget), then the app accepts again.

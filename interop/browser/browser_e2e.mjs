@@ -68,11 +68,32 @@ try {
   expect(ended.status() === 410, `ended page answered ${ended.status()}`);
   const h1 = await page.textContent('h1');
   const summary = await page.textContent('#summary');
-  expect(/ended/i.test(h1) && /Call ended/.test(summary), `ended page: ${h1} / ${summary}`);
+  const people = await page.textContent('#people');
+  expect(/ended/i.test(h1) && /Call ended/.test(summary) && /1 person/.test(summary), `ended page: ${h1} / ${summary}`);
+  expect(/Who was there: ada/.test(people), `ended page people: ${people}`);
   await page.waitForTimeout(300);
   expect(page.url() === env('ENDED_URL'), `ended page navigated to ${page.url()}`);
   await page.screenshot({ path: join(OUT, 'join-ended-summary.png') });
-  console.log(`ended: ${h1.trim()} | ${summary.trim()}`);
+  console.log(`ended: ${h1.trim()} | ${summary.trim()} | ${people.trim()}`);
+
+  // 2b. A browser that refuses the camera, in French: the page shows the
+  // seed's NO_CAMERA_ACCESS in French and stays, with a Join button.
+  step('join without camera access, in French');
+  const denied = await ctx.newPage();
+  // The context's locale is en-US: this page's requests say French.
+  await denied.route('**/join/**', (route) => route.continue({ headers: { ...route.request().headers(), 'accept-language': 'fr-FR,fr;q=0.9' } }));
+  await denied.addInitScript(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError'));
+  });
+  await denied.goto(env('LIVE_URL') + '&fresh=1');
+  const err = denied.locator('[data-error="NO_CAMERA_ACCESS"]');
+  await err.waitFor({ state: 'visible', timeout: 10000 });
+  const errText = await err.textContent();
+  expect(/caméra/.test(errText), `error text: ${errText}`);
+  expect(!denied.url().startsWith(PROVIDER), 'joined despite the refused camera');
+  expect(await denied.getByRole('link', { name: 'Rejoindre' }).isVisible(), 'no Join button');
+  await denied.screenshot({ path: join(OUT, 'join-no-camera-fr.png') });
+  await denied.close();
 
   // 3. The admin page: sign in, watch a roster change arrive live.
   step('admin: sign in');
