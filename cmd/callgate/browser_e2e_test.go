@@ -27,7 +27,9 @@ const e2eAdminToken = "e2e-admin-token-0123456789"
 // the jitsi provider's api_url); a reload resumes the call; the join page
 // of an ended call shows its summary; the admin page signs in with the
 // admin token, shows a roster change live after a signed JaaS webhook, and
-// retries a dead card delivery (a voiplink app answering 400). Screenshots
+// retries a dead card delivery (a voiplink app answering 400); once the
+// live call ends, its join page in the tab that was in it says the other
+// side disconnected (AGENT_DISCONNECTED). Screenshots
 // land in the test's temp dir, and in $CALLGATE_ARTIFACTS when set.
 func TestBrowserJoinAndAdmin(t *testing.T) {
 	root, _ := filepath.Abs("../../interop/browser")
@@ -141,6 +143,11 @@ func TestBrowserJoinAndAdmin(t *testing.T) {
 					t.Errorf("JaaS webhook: %d %v", code, err)
 				}
 				_, _ = io.WriteString(stdin, "sent\n")
+			case "END?":
+				if status, m, _ := c.do("POST", "/v1/calls/browser-live/end", nil); status != 200 {
+					t.Errorf("end: %d %v", status, m)
+				}
+				_, _ = io.WriteString(stdin, "ended\n")
 			case "OK":
 				ok = true
 			}
@@ -154,7 +161,7 @@ func TestBrowserJoinAndAdmin(t *testing.T) {
 	}
 	t.Logf("browser script:\n%s\nscreenshots in %s", strings.Join(log, "\n"), out)
 	shots, _ := filepath.Glob(filepath.Join(out, "*.png"))
-	if len(shots) < 6 {
+	if len(shots) < 8 {
 		t.Fatalf("only %d screenshots: %v", len(shots), shots)
 	}
 	// The join went through the page: the provider URL was never logged.

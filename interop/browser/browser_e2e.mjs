@@ -11,7 +11,8 @@
 //   OUT             a directory for screenshots
 //   USER_DATA_DIR   a fresh Chromium profile directory
 // It prints "WEBHOOK?" when the admin page is open and waits for a line on
-// stdin (the test sent the webhook), and "OK" at the end.
+// stdin (the test sent the webhook), "END?" when the live call should end
+// (the test ends it), and "OK" at the end.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -125,6 +126,19 @@ try {
   await Promise.all([page.waitForURL(/\/admin/), page.keyboard.press('Enter')]);
   await dead.waitFor({ state: 'detached', timeout: 15000 });
   await page.screenshot({ path: join(OUT, 'admin-after-retry.png'), fullPage: true });
+
+  // 5. The call this tab was in ends: back on its join page, the tab
+  // remembers it was in the call and says the other side disconnected.
+  step('the call this tab was in ends');
+  console.log('END?');
+  await lines.next();
+  const over = await page.goto(env('LIVE_URL'));
+  expect(over.status() === 410, `join page of the call that ended answered ${over.status()}`);
+  await page.locator('[data-error="AGENT_DISCONNECTED"]').waitFor({ state: 'visible', timeout: 10000 });
+  await page.screenshot({ path: join(OUT, 'join-counterpart-disconnected.png') });
+  // Once said, it is forgotten: a second visit is a plain ended page.
+  await page.reload();
+  expect(!(await page.locator('[data-error="AGENT_DISCONNECTED"]').isVisible()), 'disconnected shown twice');
 
   expect(errors.length === 0, `browser errors: ${errors.join('; ')}`);
   console.log('OK');
