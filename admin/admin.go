@@ -37,6 +37,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/httpserver"
 	"github.com/callgate/callgate/webhooks"
 )
 
@@ -57,6 +58,10 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// FailureLimit budgets wrong admin tokens (sign-in or bearer) per
+	// client address; past it, 429. Default: a burst of 10, then one a
+	// minute.
+	FailureLimit httpserver.RateLimit
 	// Refresh is how often the live view re-renders without a wake-up
 	// (health and outbox timers change without one); default 3s.
 	Refresh time.Duration
@@ -81,9 +86,13 @@ type handler struct {
 	// key signs sessions and CSRF tokens: derived from the admin token, or
 	// random per process when only SSO is configured (then a CSRF token is
 	// valid on the replica that issued it only).
-	key  []byte
-	tmpl *template.Template
+	key   []byte
+	tmpl  *template.Template
+	limit *httpserver.Limiter
 }
+
+// DefaultFailureLimit is Options.FailureLimit's default.
+var DefaultFailureLimit = httpserver.RateLimit{Rate: 1.0 / 60, Burst: 10}
 
 // Register adds /admin, /admin/login, /admin/logout, /admin/retry,
 // /admin/events and /admin/admin.js when opts.Enabled().
@@ -106,7 +115,7 @@ func Register(e *echo.Echo, opts Options) error {
 	if opts.Refresh <= 0 {
 		opts.Refresh = 3 * time.Second
 	}
-	h := &handler{opts: opts}
+	h := &handler{opts: opts, limit: httpserver.NewLimiter(opts.FailureLimit, DefaultFailureLimit, opts.Now)}
 	if opts.Token != "" {
 		sum := sha256.Sum256([]byte("callgate admin session key\x00" + opts.Token))
 		h.key = sum[:]
@@ -125,11 +134,11 @@ func Register(e *echo.Echo, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
-	e.GET("/admin", h.page)
-	e.POST("/admin/login", h.login)
-	e.POST("/admin/logout", h.logout)
-	e.POST("/admin/retry", h.retry)
-	e.GET("/admin/events", h.events)
+	e.GET("/admin", h.page, h.guard)
+	e.POST("/admin/login", h.login, h.guard)
+	e.POST("/admin/logout", h.logout, h.guard)
+	e.POST("/admin/retry", h.retry, h.guard)
+	e.GET("/admin/events", h.events, h.guard)
 	e.GET("/admin/admin.js", h.script)
 	return nil
 }
@@ -141,7 +150,10 @@ type who struct {
 	bearer  bool   // a header credential: no CSRF possible
 }
 
-var errUnauthenticated = errors.New("admin: not signed in")
+var (
+	errUnauthenticated = errors.New("admin: not signed in")
+	errWrongToken      = errors.New("admin: wrong token")
+)
 
 // authenticate tells who is asking: a trusted proxy's SSO header, the
 // bearer token, or the session cookie, in that order. A wrong bearer token
@@ -158,7 +170,7 @@ func (h *handler) authenticate(c echo.Context) (who, error) {
 		if ok && h.tokenMatches(tok) {
 			return who{name: "token", session: "bearer", bearer: true}, nil
 		}
-		return who{}, errUnauthenticated
+		return who{}, errWrongToken
 	}
 	if ck, err := r.Cookie(cookieName); err == nil && h.opts.Token != "" {
 		if sid, ok := h.verifySession(ck.Value); ok {
@@ -186,6 +198,39 @@ func (h *handler) fromTrustedProxy(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// guard turns away a client that spent its failure budget, and charges a
+// wrong token to it.
+func (h *handler) guard(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		key := httpserver.ClientKey(c)
+		if wait, blocked := h.limit.Blocked(key); blocked {
+			httpserver.RetryAfter(c, wait)
+			return echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong admin tokens: wait, then try again")
+		}
+		return next(c)
+	}
+}
+
+// failed charges a wrong token to the client's budget.
+func (h *handler) failed(c echo.Context) {
+	if wait, ok := h.limit.Charge(httpserver.ClientKey(c)); !ok {
+		httpserver.RetryAfter(c, wait)
+	}
+}
+
+// signedIn authenticates a request that needs it: 401 without a session,
+// and a wrong token is charged to the client.
+func (h *handler) signedIn(c echo.Context) (who, error) {
+	w, err := h.authenticate(c)
+	if errors.Is(err, errWrongToken) {
+		h.failed(c)
+	}
+	if err != nil {
+		return who{}, echo.NewHTTPError(http.StatusUnauthorized, "sign in first")
+	}
+	return w, nil
 }
 
 func (h *handler) tokenMatches(tok string) bool {
@@ -245,6 +290,9 @@ func (h *handler) page(c echo.Context) error {
 	w, err := h.authenticate(c)
 	nonce := calls.RandomString(22)
 	h.security(c, nonce)
+	if errors.Is(err, errWrongToken) {
+		h.failed(c)
+	}
 	if err != nil {
 		return h.render(c, http.StatusUnauthorized, "login", map[string]any{"Nonce": nonce, "TokenLogin": h.opts.Token != "", "Failed": c.QueryParam("failed") != ""})
 	}
@@ -267,6 +315,7 @@ func (h *handler) render(c echo.Context, status int, name string, data any) erro
 func (h *handler) login(c echo.Context) error {
 	h.security(c, calls.RandomString(22))
 	if !h.tokenMatches(c.FormValue("token")) {
+		h.failed(c)
 		h.opts.Logger.WarnContext(c.Request().Context(), "admin login refused", "client", c.RealIP())
 		return c.Redirect(http.StatusSeeOther, "/admin?failed=1")
 	}
@@ -278,9 +327,9 @@ func (h *handler) login(c echo.Context) error {
 }
 
 func (h *handler) logout(c echo.Context) error {
-	w, err := h.authenticate(c)
+	w, err := h.signedIn(c)
 	if err != nil {
-		return echo.NewHTTPError(http.StatusUnauthorized, "sign in first")
+		return err
 	}
 	if err := h.checkCSRF(c, w); err != nil {
 		return err
@@ -304,9 +353,9 @@ func (h *handler) checkCSRF(c echo.Context, w who) error {
 // chat named).
 func (h *handler) retry(c echo.Context) error {
 	h.security(c, calls.RandomString(22))
-	w, err := h.authenticate(c)
+	w, err := h.signedIn(c)
 	if err != nil {
-		return echo.NewHTTPError(http.StatusUnauthorized, "sign in first")
+		return err
 	}
 	if err := h.checkCSRF(c, w); err != nil {
 		return err
@@ -340,9 +389,9 @@ func (h *handler) script(c echo.Context) error {
 // event (a JSON object of section id → HTML) whenever a section changed,
 // woken by calls.Wake and every Refresh.
 func (h *handler) events(c echo.Context) error {
-	w, err := h.authenticate(c)
+	w, err := h.signedIn(c)
 	if err != nil {
-		return echo.NewHTTPError(http.StatusUnauthorized, "sign in first")
+		return err
 	}
 	ctx := c.Request().Context()
 	woken, stop := h.opts.Wake.Subscribe()

@@ -290,3 +290,19 @@ func TestAdminEventsStreamRosterChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminWrongTokensAreLimited: past the failure budget a client gets
+// 429 with Retry-After, even with the right token, so the admin token
+// cannot be guessed at speed.
+func TestAdminWrongTokensAreLimited(t *testing.T) {
+	e := newEnv(t, admin.Options{Token: adminToken, FailureLimit: httpserver.RateLimit{Rate: 0.001, Burst: 3}})
+	for i := range 3 {
+		if r := e.do("GET", "/admin", nil, "Authorization", "Bearer wrong-"+string(rune('a'+i))); r.status != 401 {
+			t.Fatalf("wrong token %d: %d", i, r.status)
+		}
+	}
+	r := e.do("POST", "/admin/login", url.Values{"token": {adminToken}})
+	if r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("after the budget: %d %v", r.status, r.header)
+	}
+}

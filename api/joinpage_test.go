@@ -1,12 +1,16 @@
 package api_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/callgate/callgate/calls"
 )
 
 // TestJoinPageChecksBeforeJoining: a live call's join link answers a page,
@@ -124,4 +128,36 @@ func (g *gateway) send(req *http.Request) response {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// TestMissedAndFailedCallsSaySo: a missed (or declined) and a failed call
+// get their own words, and the people who were in the call are named.
+func TestMissedAndFailedCallsSaySo(t *testing.T) {
+	g := newGateway(t, gatewayOptions{guestJoin: true})
+	for _, tc := range []struct {
+		state calls.State
+		want  string
+	}{
+		{calls.StateMissed, "This call was missed"},
+		{calls.StateRejected, "This call was missed"},
+		{calls.StateFailed, "This call could not start"},
+		{calls.StateEnded, "This call has ended"},
+	} {
+		id := "over-" + string(tc.state)
+		g.post("/v1/calls", bearer(apiKey), map[string]any{"id": id, "guests": true})
+		_, err := g.store.UpdateCall(context.Background(), id, nil, func(c *calls.Call) ([]calls.Event, error) {
+			now := time.Now()
+			c.State, c.EndedAt = tc.state, &now
+			c.Seqs = map[string]calls.RosterMark{"ada": {Seq: 1}, "<b>ben</b>": {Seq: 2}}
+			return []calls.Event{{Kind: calls.EventUpdated, CallID: c.ID, State: c.State, At: now}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := g.get("/join/"+id, "")
+		body := string(res.body)
+		if res.status != 410 || !strings.Contains(body, tc.want) || !strings.Contains(body, "Who was there: &lt;b&gt;ben&lt;/b&gt;, ada") || !strings.Contains(body, "2 people") {
+			t.Fatalf("%s: %d\n%s", tc.state, res.status, body)
+		}
+	}
 }
