@@ -140,7 +140,7 @@ func (h *Handler) renderJoin(c echo.Context, status int, p templates.Page) error
 		return err
 	}
 	hdr := c.Response().Header()
-	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; style-src 'unsafe-inline'; "+
+	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; style-src 'nonce-"+p.Nonce+"'; "+
 		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("X-Frame-Options", "DENY")

@@ -36,7 +36,7 @@ func TestJoinPageChecksBeforeJoining(t *testing.T) {
 		}
 		csp := res.header.Get("Content-Security-Policy")
 		m := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9]+)'`).FindStringSubmatch(csp)
-		if m == nil || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-eval") {
+		if m == nil || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-eval") || strings.Contains(csp, "unsafe-inline") {
 			t.Fatalf("CSP = %q", csp)
 		}
 		nonces = append(nonces, m[1])
