@@ -17,8 +17,10 @@
       var focusKey = focused && el.contains(focused) && focused.getAttribute('aria-label');
       el.innerHTML = parts[id];
       if (focusKey) {
-        var again = el.querySelector('[aria-label="' + focusKey.replace(/"/g, '') + '"]');
-        if (again) again.focus();
+        try {
+          var again = el.querySelector('[aria-label="' + CSS.escape(focusKey) + '"]');
+          if (again) again.focus();
+        } catch (e) { /* focus stays where the browser puts it */ }
       }
     });
     if (status) status.textContent = 'Live: updated at ' + new Date().toLocaleTimeString() + '.';
