@@ -62,6 +62,9 @@ type Options struct {
 	// client address; past it, 429. Default: a burst of 10, then one a
 	// minute.
 	FailureLimit httpserver.RateLimit
+	// Done, when set, ends every event stream once closed (the gateway
+	// shutting down), so a graceful shutdown does not wait on open pages.
+	Done <-chan struct{}
 	// Refresh is how often the live view re-renders without a wake-up
 	// (health and outbox timers change without one); default 3s.
 	Refresh time.Duration
@@ -439,6 +442,8 @@ func (h *handler) events(c echo.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-h.opts.Done:
 			return nil
 		case <-woken:
 			// Let a burst of changes settle into one render.

@@ -306,3 +306,25 @@ func TestAdminWrongTokensAreLimited(t *testing.T) {
 		t.Fatalf("after the budget: %d %v", r.status, r.header)
 	}
 }
+
+// TestAdminEventsEndOnShutdown: an open event stream ends when the gateway
+// shuts down (Done), so a graceful shutdown does not wait for it.
+func TestAdminEventsEndOnShutdown(t *testing.T) {
+	done := make(chan struct{})
+	e := newEnv(t, admin.Options{Token: adminToken, Done: done})
+	req, _ := http.NewRequest("GET", e.url+"/admin/events", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	close(done)
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream outlived the shutdown")
+	}
+}

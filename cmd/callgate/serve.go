@@ -196,7 +196,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	}
 	if err := admin.Register(srv.Echo, admin.Options{
 		Service: svc, Outbox: st, Wake: wake, Health: health, Token: cfg.Admin.Token, SSOHeader: cfg.Admin.SSOHeader,
-		TrustedProxies: proxies, Logger: log,
+		TrustedProxies: proxies, Logger: log, Done: ctx.Done(),
 	}); err != nil {
 		return err
 	}
