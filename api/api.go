@@ -110,6 +110,7 @@ func Register(e *echo.Echo, opts Options) (*Handler, error) {
 
 	e.GET("/openapi.yaml", serveOpenAPI)
 	e.GET("/join/:id", h.join)
+	e.GET("/assets/:name", h.asset)
 
 	if !opts.REST {
 		return h, nil

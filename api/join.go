@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -74,7 +76,7 @@ func (h *Handler) join(c echo.Context) error {
 		if !personal && !h.guestsAdmitted(call) {
 			return hidden()
 		}
-		return h.page(c, http.StatusGone, lang, "ended", title)
+		return h.endedPage(c, lang, call, title)
 	case errors.Is(err, calls.ErrForbidden):
 		// Only a guest is refused: the call exists, but a stranger may not
 		// learn that.
@@ -86,11 +88,89 @@ func (h *Handler) join(c echo.Context) error {
 		return h.page(c, http.StatusServiceUnavailable, lang, "preparing", title)
 	case err != nil:
 		h.log.ErrorContext(ctx, "join failed", "call_id", id, "err", err)
-		return h.page(c, http.StatusBadGateway, lang, "unavailable", title)
+		return h.renderJoin(c, http.StatusBadGateway, templates.Page{Lang: lang, Kind: "unavailable", CallTitle: title, ErrorID: "UNABLE_TO_CONNECT"})
 	case cred.JoinURL == "":
 		return h.page(c, http.StatusOK, lang, "no_web", title)
 	}
-	return c.Redirect(http.StatusFound, cred.JoinURL)
+	// Not a redirect: a page checks the browser (WebRTC, camera and
+	// microphone) first, then sends the visitor on. The provider's URL is in
+	// the page only, never in a log line or a header.
+	return h.renderJoin(c, http.StatusOK, templates.Page{
+		Lang: lang, Kind: "join", CallTitle: title, CallID: call.ID,
+		JoinURL: cred.JoinURL, Type: call.Type,
+	})
+}
+
+// endedPage says a call is over to someone allowed to know it: how it
+// ended, how long it lasted and who was in it, in the words of its card.
+func (h *Handler) endedPage(c echo.Context, lang string, call calls.Call, title string) error {
+	kind := "ended"
+	switch call.State {
+	case calls.StateMissed, calls.StateRejected:
+		kind = "missed"
+	case calls.StateFailed:
+		kind = "failed"
+	}
+	card := h.opts.Pages.Card(templates.CardInput{Call: call, Lang: lang, Now: h.now()})
+	p := templates.Page{Lang: lang, Kind: kind, CallTitle: title, CallID: call.ID, Summary: card.Summary}
+	// Who was in it: everyone who ever joined, as the roster marks remember
+	// them (the roster itself is empty once everyone left).
+	people := card.People
+	if len(people) == 0 {
+		for id := range call.Seqs {
+			people = append(people, id)
+		}
+		slices.Sort(people)
+	}
+	if len(people) > 0 {
+		if len(people) > templates.MaxNames {
+			people = append(people[:templates.MaxNames:templates.MaxNames], "…")
+		}
+		p.People = strings.ReplaceAll(h.opts.Pages.Text(lang, "ended.people"), "{names}", strings.Join(people, ", "))
+	}
+	return h.renderJoin(c, http.StatusGone, p)
+}
+
+// renderJoin answers a page that runs the join script: its CSP admits that
+// one embedded file by a nonce fresh for each response, and nothing else.
+func (h *Handler) renderJoin(c echo.Context, status int, p templates.Page) error {
+	p.Nonce = calls.RandomString(22)
+	html, err := h.opts.Pages.RenderPage(p)
+	if err != nil {
+		return err
+	}
+	hdr := c.Response().Header()
+	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; style-src 'nonce-"+p.Nonce+"'; "+
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
+	if status >= 400 && status < 500 {
+		if wait, ok := h.joinLimit.Charge(httpserver.ClientKey(c)); !ok {
+			httpserver.RetryAfter(c, wait)
+			return h.renderPage(c, http.StatusTooManyRequests, p.Lang, "rate_limited", "")
+		}
+	}
+	return c.HTMLBlob(status, html)
+}
+
+// asset serves the pages' embedded scripts and styles.
+func (h *Handler) asset(c echo.Context) error {
+	name := c.Param("name")
+	b, ok := templates.Asset(name)
+	if !ok {
+		return echo.ErrNotFound
+	}
+	ctype := "application/octet-stream"
+	switch {
+	case strings.HasSuffix(name, ".js"):
+		ctype = "text/javascript; charset=utf-8"
+	case strings.HasSuffix(name, ".css"):
+		ctype = "text/css; charset=utf-8"
+	}
+	hdr := c.Response().Header()
+	hdr.Set("Cache-Control", "public, max-age=300")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	return c.Blob(http.StatusOK, ctype, b)
 }
 
 // guestsAdmitted reports whether a guest with the stable link would have

@@ -99,6 +99,12 @@ type Store interface {
 	// CountDeliveries counts surfaces owing an update by status, for metrics.
 	CountDeliveries(ctx context.Context) (DeliveryCounts, error)
 
+	// ListDeliveries returns up to limit surfaces, across calls, that owe
+	// an update (pending or retrying) or are dead: the outbox as the admin
+	// page shows it. Dead ones come first (newest death first), then the
+	// others soonest due first. Owner and LeaseUntil are not filled in.
+	ListDeliveries(ctx context.Context, limit int) ([]Delivery, error)
+
 	// ClaimRoomJobs leases up to limit room jobs due at now, as
 	// ClaimDeliveries does for surfaces.
 	ClaimRoomJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]RoomJob, error)

@@ -28,11 +28,25 @@ type Config struct {
 	// Chats are the chat platform connections by name, like Providers.
 	Chats     map[string]Block `yaml:"chats"`
 	Templates Templates        `yaml:"templates"`
-	Log       Log              `yaml:"log"`
+	// Admin is the admin page (/admin).
+	Admin Admin `yaml:"admin"`
+	Log   Log   `yaml:"log"`
 
 	// File is the path the configuration was read from; empty for the
 	// embedded defaults. Not part of the YAML.
 	File string `yaml:"-"`
+}
+
+// Admin protects the admin page (/admin). With neither set the page is off
+// (404). It is never opened by an API key.
+type Admin struct {
+	// Token is the admin secret: typed into the login form (then kept in a
+	// cookie) or sent as Authorization: Bearer. At least 16 characters.
+	Token string `yaml:"token" secret:"true"`
+	// SSOHeader names a header a trusted proxy (server.trusted_proxies)
+	// sets to the signed-in person after single sign-on, such as
+	// X-Forwarded-User. It is believed only from those proxies.
+	SSOHeader string `yaml:"sso_header"`
 }
 
 // Server is the HTTP listener.

@@ -448,7 +448,7 @@ ${KEY}: x
 		want: []string{
 			"test.yaml:4: providers.jitsi.app_secret: environment variable JITSI_SECRET is not set",
 			"test.yaml:5: providers.jitsi.webhook_secret: environment variable C is not set",
-			"test.yaml:6: ${KEY}: unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates, ws)",
+			"test.yaml:6: ${KEY}: unknown field (known fields: admin, api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates, ws)",
 		},
 	},
 	{
@@ -644,7 +644,7 @@ default_provider: Jitsi
 		yaml: "providers:\n  \"a b\": {kind: jitsi}\n\"x\\ny\": 1\n",
 		want: []string{
 			`test.yaml:2: providers."a b": a provider name must use only a-z, 0-9, _ and -`,
-			`test.yaml:3: "x\ny": unknown field (known fields: api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates, ws)`,
+			`test.yaml:3: "x\ny": unknown field (known fields: admin, api, calls, chats, default_provider, delivery, log, providers, retention, rooms, server, store, templates, ws)`,
 		},
 	},
 	{
@@ -834,6 +834,32 @@ rooms:
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+func TestAdminValidation(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want string
+	}{
+		{"admin: {token: 0123456789abcdef}\n", ""},
+		{"admin: {token: short}\n", "admin.token: must be at least 16 characters"},
+		{"admin: {sso_header: X-Forwarded-User}\n", "needs server.trusted_proxies"},
+		{"server: {trusted_proxies: [10.0.0.0/8]}\nadmin: {sso_header: X-Forwarded-User}\n", ""},
+		{"server: {trusted_proxies: [10.0.0.0/8]}\nadmin: {sso_header: \"X User\"}\n", "is not a header name"},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path, func(string) (string, bool) { return "", false }, testKinds)
+		if tc.want == "" && err != nil {
+			t.Errorf("%q: %v", tc.yaml, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q: got %v, want a problem with %s", tc.yaml, err, tc.want)
+		}
 	}
 }
 

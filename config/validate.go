@@ -47,6 +47,16 @@ func (v *validator) line(field string, near ...string) int {
 
 func (v *validator) show(field, value string) string { return v.d.show(field, value) }
 
+// validHeaderName reports whether h is an HTTP header name (a token).
+func validHeaderName(h string) bool {
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return h != ""
+}
+
 func (v *validator) validate(c *Config) {
 	v.server(&c.Server)
 	v.store(&c.Store)
@@ -57,6 +67,17 @@ func (v *validator) validate(c *Config) {
 	v.delivery(&c.Delivery)
 	v.retention(&c.Retention)
 	v.ws(&c.WS)
+	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
+		v.problem("admin.token", "must be at least 16 characters")
+	}
+	if h := c.Admin.SSOHeader; h != "" {
+		if !validHeaderName(h) {
+			v.problem("admin.sso_header", v.show("admin.sso_header", h)+" is not a header name such as X-Forwarded-User")
+		}
+		if len(c.Server.TrustedProxies) == 0 {
+			v.problem("admin.sso_header", "needs server.trusted_proxies: the header is believed only from the proxy that sets it")
+		}
+	}
 	for _, name := range sortedKeys(c.Chats) {
 		f := join("chats", name)
 		if !validName(name) {

@@ -148,6 +148,29 @@ func (s *SQL) CountDeliveries(ctx context.Context) (calls.DeliveryCounts, error)
 	return c, nil
 }
 
+// ListDeliveries lists surfaces owing an update or dead, dead first.
+func (s *SQL) ListDeliveries(ctx context.Context, limit int) ([]calls.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []calls.Delivery
+	err := s.eachRow(ctx, s.r, `SELECT `+surfaceCols+` FROM call_surfaces
+		WHERE (shown_version < wanted_version AND dead_at IS NULL) OR dead_at IS NOT NULL
+		ORDER BY CASE WHEN dead_at IS NULL THEN 1 ELSE 0 END, dead_at DESC, next_attempt_at, call_id, pos LIMIT ?`,
+		[]any{limit}, func(r *sql.Rows) error {
+			id, sf, err := scanSurface(r)
+			if err != nil {
+				return err
+			}
+			out = append(out, calls.Delivery{CallID: id, Surface: sf})
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("store: list deliveries: %w", err)
+	}
+	return out, nil
+}
+
 // claimRoomJobs is claimSurfaces for room jobs.
 const claimRoomJobs = `UPDATE room_jobs SET lease_owner = ?, lease_until = ?
 	WHERE call_id IN (

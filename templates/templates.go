@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/callgate/callgate/calls"
 )
 
 //go:embed files
@@ -140,19 +142,71 @@ type Page struct {
 	Lang      string
 	Kind      string
 	CallTitle string
+	// CallID is set when the visitor may know the call: the page's script
+	// then remembers or forgets it in sessionStorage.
+	CallID string
+	// JoinURL, when set, makes this the page that checks the browser and
+	// then sends the visitor on to the provider; Type picks what it asks
+	// permission for (audio: the microphone only).
+	JoinURL string
+	Type    calls.Type
+	// Summary and People describe a call that is over ("Call ended · 14
+	// min · 5 people"), for those allowed to know.
+	Summary string
+	People  string
+	// ErrorID shows one of ErrorIDs from the start.
+	ErrorID string
+	// Nonce lets the page load its script under the Content-Security-Policy
+	// (script-src 'nonce-…'); empty, the page has no script.
+	Nonce string
 }
+
+// ErrorIDs are the call screen's error ids, as the LivePerson call screen
+// names them; the page shows the one that applies in the visitor's language.
+var ErrorIDs = []string{"UNABLE_TO_CONNECT", "BROWSER_NOT_SUPPORTED", "NO_CAMERA_ACCESS", "AGENT_DISCONNECTED"}
+
+type pageError struct{ ID, Text string }
 
 // RenderPage returns the HTML for p.
 func (s *Set) RenderPage(p Page) ([]byte, error) {
+	var errs []pageError
+	if p.CallID != "" || p.ErrorID != "" {
+		for _, id := range ErrorIDs {
+			errs = append(errs, pageError{ID: id, Text: s.Text(p.Lang, "error."+id)})
+		}
+	}
 	var buf bytes.Buffer
-	err := s.page.Execute(&buf, map[string]string{
+	err := s.page.Execute(&buf, map[string]any{
 		"Lang":      p.Lang,
+		"Kind":      p.Kind,
 		"Title":     s.Text(p.Lang, p.Kind+".title"),
 		"Message":   s.Text(p.Lang, p.Kind+".message"),
 		"CallTitle": p.CallTitle,
+		"CallID":    p.CallID,
+		"JoinURL":   p.JoinURL,
+		"Type":      string(p.Type),
+		"Summary":   p.Summary,
+		"People":    p.People,
+		"ErrorID":   p.ErrorID,
+		"Errors":    errs,
+		"Nonce":     p.Nonce,
+		"Checking":  s.Text(p.Lang, "join.checking"),
+		"NoScript":  s.Text(p.Lang, "join.noscript"),
+		"Join":      s.Text(p.Lang, "card.action.join"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("templates: render %s page: %w", p.Kind, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// Asset returns an embedded static file (files/assets/name) for the pages:
+// their script and the admin page's. They are part of the binary, not
+// overridable, so a Content-Security-Policy can trust them.
+func Asset(name string) ([]byte, bool) {
+	if strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return nil, false
+	}
+	b, err := embedded.ReadFile("files/assets/" + name)
+	return b, err == nil
 }

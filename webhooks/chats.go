@@ -49,6 +49,8 @@ type ChatOptions struct {
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 	Now       func() time.Time
+	// Health, when set, remembers the last request and error per chat.
+	Health *Health
 }
 
 // RegisterChats adds POST /webhooks/chats/{name} and
@@ -97,7 +99,25 @@ type chatIntake struct {
 	outcomes *prometheus.CounterVec
 }
 
+// handle serves a chat request and notes how it went in Health.
 func (h *chatIntake) handle(c echo.Context) error {
+	err := h.serve(c)
+	if _, known := h.opts.Chats[c.Param("name")]; known {
+		outcome := "answered"
+		if err != nil {
+			outcome = "refused"
+			var he *echo.HTTPError
+			var ge *httpserver.Error
+			if !errors.As(err, &he) && !errors.As(err, &ge) {
+				outcome = "failed"
+			}
+		}
+		h.opts.Health.Record("chat", c.Param("name"), outcome, err)
+	}
+	return err
+}
+
+func (h *chatIntake) serve(c echo.Context) error {
 	name := c.Param("name")
 	intake, ok := h.opts.Chats[name]
 	if !ok {

@@ -38,6 +38,8 @@ type ProviderOptions struct {
 	PublicURL string
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
+	// Health, when set, remembers the last webhook and error per provider.
+	Health *Health
 }
 
 // RegisterProviders adds POST /webhooks/providers/{name}.
@@ -86,11 +88,13 @@ func (h *providerIntake) handle(c echo.Context) error {
 	hook, err := receiver.ReceiveWebhook(ctx, req)
 	if outcome, refused := refusal(err); refused != nil {
 		h.outcomes.WithLabelValues(name, outcome).Inc()
+		h.opts.Health.Record("provider", name, outcome, err)
 		h.opts.Logger.WarnContext(ctx, "provider webhook refused", "provider", name, "outcome", outcome, "err", err)
 		return refused
 	}
 	if err != nil {
 		h.outcomes.WithLabelValues(name, "failed").Inc()
+		h.opts.Health.Record("provider", name, "failed", err)
 		return err
 	}
 	// Each event is applied with its delivery mark in one transaction; the
@@ -98,9 +102,11 @@ func (h *providerIntake) handle(c echo.Context) error {
 	if err := h.opts.Applier.ApplyProviderEvents(ctx, name, hook.Events); err != nil {
 		// 500 makes the provider retry; what was not applied was not marked.
 		h.outcomes.WithLabelValues(name, "failed").Inc()
+		h.opts.Health.Record("provider", name, "failed", err)
 		return err
 	}
 	h.outcomes.WithLabelValues(name, "applied").Inc()
+	h.opts.Health.Record("provider", name, "applied", nil)
 	if hook.Reply != nil {
 		return reply(c, *hook.Reply)
 	}

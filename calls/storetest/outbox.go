@@ -352,6 +352,49 @@ func testCountDeliveries(t *testing.T, h *harness) {
 	}
 }
 
+func testListDeliveries(t *testing.T, h *harness) {
+	list := func(limit int) []calls.Delivery {
+		t.Helper()
+		ds, err := h.s.ListDeliveries(t.Context(), limit)
+		if err != nil {
+			t.Fatalf("ListDeliveries: %v", err)
+		}
+		return ds
+	}
+	if got := list(10); len(got) != 0 {
+		t.Errorf("ListDeliveries on an empty store = %+v", got)
+	}
+	h.create(sampleCall("lst-a"))
+	h.create(sampleCall("lst-b"))
+	now := time.Now()
+	ds := h.claim("w", now, 3)
+	h.record(delivered(ds[0], 1, "m"))
+	h.record(failed(ds[1], now.Add(time.Minute), "later"))
+	dead := failed(ds[2], now, "never")
+	dead.Dead = true
+	h.record(dead)
+	got := list(10)
+	statuses := map[string]int{}
+	for _, d := range got {
+		statuses[d.Surface.Delivery.Status()]++
+		if d.CallID != "lst-a" && d.CallID != "lst-b" {
+			t.Errorf("listed a surface of call %q", d.CallID)
+		}
+		if d.Surface.Key() == ds[0].Surface.Key() && d.CallID == ds[0].CallID {
+			t.Errorf("listed the delivered surface %s", d.Surface.Key())
+		}
+	}
+	if len(got) != 5 || statuses["pending"] != 3 || statuses["retrying"] != 1 || statuses["dead"] != 1 {
+		t.Fatalf("ListDeliveries = %d surfaces %v, want 3 pending, 1 retrying, 1 dead", len(got), statuses)
+	}
+	if got[0].Surface.Delivery.Status() != "dead" || got[0].Surface.Delivery.LastError != "never" || got[0].CallID != ds[2].CallID || got[0].Surface.Key() != ds[2].Surface.Key() {
+		t.Errorf("ListDeliveries lists first %s/%s (%+v), want the dead one", got[0].CallID, got[0].Surface.Key(), got[0].Surface.Delivery)
+	}
+	if n := len(list(2)); n != 2 {
+		t.Errorf("ListDeliveries(2) = %d surfaces", n)
+	}
+}
+
 func (h *harness) countRoomJobs() int64 {
 	h.t.Helper()
 	n, err := h.s.CountRoomJobs(h.t.Context())

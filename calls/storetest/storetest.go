@@ -53,6 +53,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"DeliveryOutcomes", testDeliveryOutcomes},
 		{"DeadAndRetry", testDeadAndRetry},
 		{"CountDeliveries", testCountDeliveries},
+		{"ListDeliveries", testListDeliveries},
 		{"RoomJobLifecycle", testRoomJobLifecycle},
 		{"RoomJobEndedCall", testRoomJobEndedCall},
 		{"EventsAfter", testEventsAfter},

@@ -146,9 +146,9 @@ func TestRunsOnDefaultsAndSurvivesRestart(t *testing.T) {
 		t.Fatalf("token: %d %v", status, tok)
 	}
 	link, _ := url.Parse(tok["join_url"].(string))
-	status, _, hdr := c.do("GET", link.RequestURI(), nil)
-	if status != http.StatusFound || !strings.HasPrefix(hdr.Get("Location"), "https://meet.jit.si/call-123-") {
-		t.Fatalf("join link: %d %v", status, hdr)
+	status, page, hdr := c.do("GET", link.RequestURI(), nil)
+	if raw, _ := page["raw"].(string); status != http.StatusOK || !strings.Contains(raw, `data-join="https://meet.jit.si/call-123-`) {
+		t.Fatalf("join link: %d %v %s", status, hdr, raw)
 	}
 	if code := run(context.Background(), []string{"healthcheck", "--addr", strings.TrimPrefix(base, "http://")}, io.Discard, io.Discard, noEnv); code != 0 {
 		t.Fatalf("healthcheck against a running gateway: exit %d", code)
@@ -180,13 +180,13 @@ func TestRunsOnDefaultsAndSurvivesRestart(t *testing.T) {
 	if status != 200 || body["call"].(map[string]any)["title"] != "Retro" {
 		t.Fatalf("after restart: %d %v", status, body)
 	}
-	if status, _, _ = c.do("GET", link.RequestURI(), nil); status != http.StatusFound {
+	if status, _, _ = c.do("GET", link.RequestURI(), nil); status != http.StatusOK {
 		t.Fatalf("personal link after restart: %d (the link secret must persist)", status)
 	}
 	if status, body, _ = c.do("POST", "/v1/calls/call-123/end", nil); status != 200 {
 		t.Fatalf("end: %d %v", status, body)
 	}
-	status, page, _ := c.do("GET", "/join/call-123", nil)
+	status, page, _ = c.do("GET", "/join/call-123", nil)
 	if status != http.StatusGone || !strings.Contains(page["raw"].(string), "This call has ended") {
 		t.Fatalf("join after end: %d %v", status, page)
 	}

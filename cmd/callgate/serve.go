@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callgate/callgate/admin"
 	"github.com/callgate/callgate/api"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/config"
@@ -178,15 +179,24 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 	if _, err := api.Register(srv.Echo, apiOpts); err != nil {
 		return err
 	}
+	// Health is per replica: the admin page shows the webhooks this
+	// process received.
+	health := webhooks.NewHealth()
 	if err := webhooks.RegisterProviders(srv.Echo, webhooks.ProviderOptions{
-		Receivers: providers.receivers, Applier: svc, PublicURL: publicURL, Logger: log, Registry: srv.Registry,
+		Receivers: providers.receivers, Applier: svc, PublicURL: publicURL, Logger: log, Registry: srv.Registry, Health: health,
 	}); err != nil {
 		return err
 	}
 	joinLinks := joinlink.Links{PublicURL: publicURL, Signer: links}
 	if err := webhooks.RegisterChats(srv.Echo, webhooks.ChatOptions{
 		Chats: chats.intakes, RoomStrategies: chats.strategies, Runner: svc, Links: joinLinks, LinkTTL: cfg.Calls.TokenTTL, Replays: st,
-		PublicURL: publicURL, Logger: log, Registry: srv.Registry,
+		PublicURL: publicURL, Logger: log, Registry: srv.Registry, Health: health,
+	}); err != nil {
+		return err
+	}
+	if err := admin.Register(srv.Echo, admin.Options{
+		Service: svc, Outbox: st, Wake: wake, Health: health, Token: cfg.Admin.Token, SSOHeader: cfg.Admin.SSOHeader,
+		TrustedProxies: proxies, Logger: log, Done: ctx.Done(),
 	}); err != nil {
 		return err
 	}
