@@ -213,7 +213,9 @@ func (c *Call) AddSurface(s Surface) bool {
 	if c.HasSurface(s.Key()) {
 		return false
 	}
-	s.Delivery = SurfaceDelivery{}
+	// Delivery state is the store's, but for a message that already
+	// exists and becomes the card (ChatRequest.MessageRef).
+	s.Delivery = SurfaceDelivery{MessageRef: s.Delivery.MessageRef}
 	c.Surfaces = append(c.Surfaces, s)
 	return true
 }

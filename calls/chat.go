@@ -48,6 +48,11 @@ type ChatRequest struct {
 	// DeliveryID identifies a delivery the platform may repeat (Slack
 	// retries, Stream's X-Webhook-Id); empty when it gives none.
 	DeliveryID string
+	// MessageRef, when set, is the platform message that becomes the card
+	// of a call this request starts (Stream Chat: the command's own
+	// message, which the answer rewrites): the outbox then edits that
+	// message instead of posting a card of its own.
+	MessageRef string
 	// ReplayKey is unique to one signed request (its signature): the
 	// intake refuses a second request with the same key, so a captured
 	// request cannot be sent again within the signature's time window.

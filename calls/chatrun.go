@@ -17,6 +17,7 @@ func (s *Service) RunChat(ctx context.Context, chat string, req ChatRequest) Cha
 	actor := ChatUserActor(chat, req.User.ID)
 	surface := req.Surface
 	surface.Chat = chat
+	surface.Delivery = SurfaceDelivery{MessageRef: req.MessageRef}
 	switch {
 	case req.Command != nil:
 		return s.runCommand(ctx, actor, surface, req)

@@ -98,3 +98,19 @@ func TestChatMentionsRing(t *testing.T) {
 		t.Fatalf("members %+v", c.Members)
 	}
 }
+
+// A platform message that becomes the card (Stream's command message) is
+// the surface's message reference from the start.
+func TestChatStartAdoptsTheCommandMessage(t *testing.T) {
+	f := newFixture(t, calls.ServiceConfig{})
+	req := chatStart("/call Standup")
+	req.MessageRef = "cmd-msg-1"
+	out := f.svc.RunChat(context.Background(), "acme", req)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	c, _ := f.svc.Get(context.Background(), out.Call.ID)
+	if len(c.Surfaces) != 1 || c.Surfaces[0].Delivery.MessageRef != "cmd-msg-1" || c.Surfaces[0].Delivery.Shown != 0 {
+		t.Fatalf("surfaces %+v", c.Surfaces)
+	}
+}

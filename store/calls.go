@@ -58,7 +58,9 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	c.Version = 1
 	due := dueAt(c.UpdatedAt)
 	for i := range c.Surfaces {
-		c.Surfaces[i].Delivery = calls.SurfaceDelivery{Wanted: c.Version, NextAttemptAt: due}
+		// A message that already exists and becomes the card keeps its
+		// reference (calls.ChatRequest.MessageRef); the rest is new.
+		c.Surfaces[i].Delivery = calls.SurfaceDelivery{Wanted: c.Version, NextAttemptAt: due, MessageRef: c.Surfaces[i].Delivery.MessageRef}
 	}
 	evs, err := ownEvents(id, events)
 	if err != nil {
@@ -327,7 +329,7 @@ func (s *SQL) writeSurfaces(ctx context.Context, tx *sql.Tx, cur, next *calls.Ca
 	var added []calls.Surface
 	for _, sf := range next.Surfaces {
 		if !cur.HasSurface(sf.Key()) {
-			sf.Delivery = calls.SurfaceDelivery{Wanted: next.Version, NextAttemptAt: due}
+			sf.Delivery = calls.SurfaceDelivery{Wanted: next.Version, NextAttemptAt: due, MessageRef: sf.Delivery.MessageRef}
 			added = append(added, sf)
 		}
 	}
@@ -609,7 +611,7 @@ func marks(n int) string {
 // storedForm is c as the store keeps and returns it: canonical, the roster
 // in (JoinedAt, Identity) order as it is read back, marks with Seq 0 (which
 // carry nothing) dropped, and surfaces once per key without delivery state,
-// which the store owns.
+// which the store owns (but for an adopted message reference).
 func storedForm(c calls.Call) calls.Call {
 	c = c.Canonical()
 	slices.SortStableFunc(c.Participants, func(a, b calls.Participant) int {
@@ -633,7 +635,9 @@ func storedForm(c calls.Call) calls.Call {
 			continue
 		}
 		seen[sf.Key()] = true
-		sf.Delivery = calls.SurfaceDelivery{}
+		// The store owns delivery state; only a message that already
+		// exists and becomes the card (ChatRequest.MessageRef) comes in.
+		sf.Delivery = calls.SurfaceDelivery{MessageRef: sf.Delivery.MessageRef}
 		sfs = append(sfs, sf)
 	}
 	c.Surfaces = sfs

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/templates"
 )
@@ -129,11 +132,24 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 	}
 	text, att := a.render(d.Call, d.JoinURL, a.locale, nil)
 	ref := d.Surface.Delivery.MessageRef
-	first := ref == ""
+	first := d.Surface.Delivery.Shown == 0
 	update := func(id string) error {
 		return a.client.PartialUpdateMessage(ctx, id, map[string]any{"text": text, "attachments": []Attachment{att}}, nil, a.bot)
 	}
-	if first {
+	switch {
+	case ref != "" && first:
+		// The command's own message is the card. Stream stores it only
+		// once the command is answered, so a first update may find it
+		// missing for a moment: that is worth a retry, not a failure.
+		if err := update(ref); err != nil {
+			if httpx.Status(err) == http.StatusNotFound {
+				return "", calls.Temporary(fmt.Errorf("stream: the command's message %s is not stored yet: %w", truncate(ref, 64), err), time.Second)
+			}
+			return "", err
+		}
+	case ref == "":
+		// No message to adopt (a call shown here over the REST API): the
+		// bot posts the card.
 		ref = CardMessageID(d.Call.ID, d.Surface)
 		_, err := a.client.SendMessage(ctx, typ, id, MessageRequest{ID: ref, Text: text, Attachments: []Attachment{att}, UserID: a.bot})
 		if alreadyExists(err) {
@@ -142,8 +158,10 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 		if err != nil {
 			return "", err
 		}
-	} else if err := update(ref); err != nil {
-		return "", err
+	default:
+		if err := update(ref); err != nil {
+			return "", err
+		}
 	}
 	if a.channelField {
 		if err := a.client.PartialUpdateChannel(ctx, typ, id, map[string]any{"call": att.Call}, nil); err != nil {

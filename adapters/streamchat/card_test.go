@@ -77,8 +77,12 @@ func testCall() calls.Call {
 	}
 }
 
+// delivery is a delivery of c; a ref means the card was shown before.
 func delivery(c calls.Call, ref string) calls.CardDelivery {
 	s := calls.Surface{Chat: "stream", Channel: "messaging:general", Delivery: calls.SurfaceDelivery{MessageRef: ref}}
+	if ref != "" {
+		s.Delivery.Shown = 1
+	}
 	return calls.CardDelivery{Call: c, Surface: s, Version: c.Version, DeliveryID: calls.DeliveryID(c.ID, s.Key(), c.Version), JoinURL: "https://gw.example/join/c-1"}
 }
 
@@ -353,6 +357,30 @@ func BenchmarkReplyChat(b *testing.B) {
 		}
 		if _, err := a.ReplyChat(context.Background(), parsed, out); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A call started by /call is shown on the command's own message: the first
+// delivery updates that message (no bot card), and a message Stream has not
+// stored yet is worth a retry, not a dead card.
+func TestPostCardAdoptsTheCommandMessage(t *testing.T) {
+	f := newFakeStream(t, answer(404, `{"code":4,"message":"message not found"}`), answer(200, `{}`))
+	a := appAt(t, f, nil)
+	d := delivery(testCall(), "")
+	d.Surface.Delivery.MessageRef = "cmd-msg-1" // set from the command, never shown yet
+	_, err := a.PostCard(context.Background(), d)
+	var temp *calls.TemporaryError
+	if !errors.As(err, &temp) || temp.RetryAfter != time.Second {
+		t.Fatalf("first update of a message not stored yet: %v", err)
+	}
+	ref, err := a.PostCard(context.Background(), d)
+	if err != nil || ref != "cmd-msg-1" {
+		t.Fatalf("retry: %q %v", ref, err)
+	}
+	for _, r := range f.requests() {
+		if r.Method != "PUT" || r.Path != "/messages/cmd-msg-1" {
+			t.Fatalf("request %s %s: the command's message is the card, no other is posted", r.Method, r.Path)
 		}
 	}
 }

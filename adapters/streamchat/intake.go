@@ -176,6 +176,11 @@ func (a *App) ParseChat(_ context.Context, path string, req calls.WebhookRequest
 		return out, nil
 	}
 	out.Command = &cmd
+	if cmd.Kind == calls.CommandStart {
+		// The command's own message, rewritten by the answer to carry the
+		// call, is the card the outbox keeps current.
+		out.MessageRef = msg.ID
+	}
 	return out, nil
 }
 

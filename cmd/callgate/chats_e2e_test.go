@@ -506,6 +506,11 @@ func TestChatPlatformsEndToEnd(t *testing.T) {
 			if !strings.Contains(p.text(first.body), "Standup") || !p.buttons(first.body) {
 				t.Fatalf("first card: %s", first.body)
 			}
+			if p.name == "stream" && (first.method != http.MethodPut || !strings.HasPrefix(first.path, "/messages/msg-")) {
+				// On Stream the command's own message is the card: the
+				// first delivery updates it, no bot message is posted.
+				t.Fatalf("first Stream card write: %s %s, want PUT /messages/<the command's message>", first.method, first.path)
+			}
 			room := roomOf(t, c, callID)
 			settled(t, c, callID)
 
