@@ -303,6 +303,15 @@ func (a *App) PostCard(ctx context.Context, d calls.CardDelivery) (string, error
 		opts = append(opts, slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
 		posted, ts, err := api.PostMessageContext(ctx, channel, opts...)
 		if err != nil {
+			if native && ref.CallID != "" {
+				// The Slack call was made but no message shows it, and the
+				// retry will make another: end this one so no orphan call
+				// lingers in Slack (best effort; the error below is what
+				// counts).
+				endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				_ = api.EndCallContext(endCtx, ref.CallID, slack.EndCallParameters{})
+				cancel()
+			}
 			return "", a.apiError("chat.postMessage", err)
 		}
 		if posted == "" {

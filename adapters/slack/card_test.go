@@ -276,3 +276,24 @@ func TestMessageRef(t *testing.T) {
 		}
 	}
 }
+
+// A Slack call made for a card whose message could not be posted is ended
+// again, so the retry (which makes a new one) leaves no orphan call.
+func TestNativeCallEndedWhenItsMessageFails(t *testing.T) {
+	f := newFakeSlack(t)
+	a := apiApp(t, f, func(s *Settings) { s.NativeCalls = true })
+	f.mu.Lock()
+	f.reply["chat.postMessage"] = func(w http.ResponseWriter, _ url.Values) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"ok":false,"error":"not_in_channel"}`))
+		return true
+	}
+	f.mu.Unlock()
+	if _, err := a.PostCard(context.Background(), delivery(testCall(), "")); err == nil {
+		t.Fatal("the failed post was reported as delivered")
+	}
+	got := f.calls()
+	if len(got) != 3 || got[0].Method != "calls.add" || got[1].Method != "chat.postMessage" || got[2].Method != "calls.end" || got[2].Form.Get("id") != "R0E69JAIF" {
+		t.Fatalf("calls %+v", got)
+	}
+}
