@@ -109,3 +109,58 @@ func TestChatIntake(t *testing.T) {
 		})
 	}
 }
+
+// memberChat is toyChat on a platform that can tell channel membership.
+type memberChat struct {
+	toyChat
+	member bool
+	err    error
+	asked  int
+}
+
+func (m *memberChat) IsMember(context.Context, calls.Surface, string) (bool, error) {
+	m.asked++
+	return m.member, m.err
+}
+
+// A Join click mints a personal link only for someone the platform says is
+// still in the conversation; an unclear answer refuses too.
+func TestJoinClicksRecheckMembership(t *testing.T) {
+	signer, _ := joinlink.NewSigner(nil, []byte(strings.Repeat("k", 32)))
+	for _, tc := range []struct {
+		name         string
+		member       bool
+		err          error
+		wantPersonal bool
+		wantErr      string
+	}{
+		{"still a member", true, nil, true, "<nil>"},
+		{"left the channel", false, nil, false, "not in this conversation"},
+		{"platform did not answer", true, fmt.Errorf("timeout"), false, "could not confirm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chat := &memberChat{member: tc.member, err: tc.err}
+			srv := httpserver.New(httpserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			err := webhooks.RegisterChats(srv.Echo, webhooks.ChatOptions{
+				Chats: map[string]calls.ChatIntake{"toy": chat}, Runner: &toyRunner{},
+				Links: joinlink.Links{PublicURL: "https://gw.test", Signer: signer}, PublicURL: "https://gw.test",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(srv.Echo)
+			defer ts.Close()
+			req, _ := http.NewRequest(http.MethodPost, ts.URL+"/webhooks/chats/toy", strings.NewReader("join c9"))
+			req.Header.Set("X-Toy-Signature", "ok")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if chat.asked != 1 || !strings.Contains(string(b), fmt.Sprintf("personal=%t", tc.wantPersonal)) || !strings.Contains(string(b), tc.wantErr) {
+				t.Fatalf("asked %d; answer %s", chat.asked, b)
+			}
+		})
+	}
+}

@@ -372,3 +372,33 @@ func TestDestination(t *testing.T) {
 		t.Fatalf("Destination = %q", got)
 	}
 }
+
+// Ringing someone by name: their DM channel with the bot is opened, the
+// card posted there, and later edits go straight to that message.
+func TestPostCardToADirectMessage(t *testing.T) {
+	a, clk, mock := newTestApp(t)
+	var open, post, patch recorder
+	const user, dm = "80351110224678912", "319674150115610528"
+	mock.RegisterResponder(http.MethodPost, testAPI+"/users/@me/channels", open.responder(200, `{"id":"`+dm+`","type":1}`))
+	mock.RegisterResponder(http.MethodPost, testAPI+"/channels/"+dm+"/messages", post.responder(200, `{"id":"1300","channel_id":"`+dm+`"}`))
+	mock.RegisterResponder(http.MethodPatch, testAPI+"/channels/"+dm+"/messages/1300", patch.responder(200, `{"id":"1300"}`))
+
+	ringing := calls.Call{ID: "call-1", Type: calls.TypeVideo, State: calls.StateRinging, CreatedBy: "disco:53908232506183680", CreatedAt: clk.t}
+	d := delivery(ringing, "")
+	d.Surface.Channel = "dm:" + user
+	ref, err := a.PostCard(context.Background(), d)
+	if err != nil || ref != dm+"/1300" {
+		t.Fatalf("post = %q, %v", ref, err)
+	}
+	if len(open.bodies) != 1 || open.bodies[0] != `{"recipient_id":"`+user+`"}` || len(post.bodies) != 1 || !strings.Contains(post.bodies[0], `"callgate:accept:call-1"`) {
+		t.Fatalf("open %v, post %v", open.bodies, post.bodies)
+	}
+	d = delivery(liveCall(clk.t), ref)
+	d.Surface.Channel = "dm:" + user
+	if ref2, err := a.PostCard(context.Background(), d); err != nil || ref2 != ref {
+		t.Fatalf("edit = %q, %v", ref2, err)
+	}
+	if len(open.bodies) != 1 || len(patch.bodies) != 1 {
+		t.Fatalf("the edit opened the DM again (%d) or did not patch (%d)", len(open.bodies), len(patch.bodies))
+	}
+}
