@@ -297,3 +297,20 @@ func TestNativeCallEndedWhenItsMessageFails(t *testing.T) {
 		t.Fatalf("calls %+v", got)
 	}
 }
+
+// With check_membership, a person is in the channel if conversations.members
+// lists them on any page; without it, everyone is.
+func TestIsMember(t *testing.T) {
+	f := newFakeSlack(t)
+	a := apiApp(t, f, func(s *Settings) { s.CheckMembership = true })
+	sf := calls.Surface{Chat: "slack", Workspace: "T1", Channel: "C1"}
+	for user, want := range map[string]bool{"U1": true, "U3": true, "U9": false} {
+		if got, err := a.IsMember(context.Background(), sf, user); err != nil || got != want {
+			t.Errorf("IsMember(%s) = %v, %v; want %v", user, got, err, want)
+		}
+	}
+	off := apiApp(t, f, nil)
+	if got, err := off.IsMember(context.Background(), sf, "U9"); err != nil || !got {
+		t.Errorf("without check_membership: %v, %v", got, err)
+	}
+}

@@ -186,6 +186,13 @@ func newFakeSlack(t testing.TB) *fakeSlack {
 		handle("calls.participants.add", func(url.Values) any { return map[string]any{"ok": true} }),
 		handle("calls.participants.remove", func(url.Values) any { return map[string]any{"ok": true} }),
 		handle("calls.end", func(url.Values) any { return map[string]any{"ok": true} }),
+		handle("conversations.members", func(form url.Values) any {
+			// Two pages: U1 and U2, then U3.
+			if form.Get("cursor") == "" {
+				return map[string]any{"ok": true, "members": []string{"U1", "U2"}, "response_metadata": map[string]any{"next_cursor": "page2"}}
+			}
+			return map[string]any{"ok": true, "members": []string{"U3"}, "response_metadata": map[string]any{"next_cursor": ""}}
+		}),
 		handle("oauth.v2.access", func(form url.Values) any {
 			return map[string]any{"ok": true, "access_token": "xoxb-installed-secret-token", "token_type": "bot", "scope": "commands,chat:write",
 				"bot_user_id": "UBOT", "app_id": "A1", "team": map[string]any{"id": "T9", "name": "Nine <b>"}}
