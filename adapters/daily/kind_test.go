@@ -28,7 +28,7 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p.(withoutWebhooks); !ok {
+	if _, ok := adapters.Unwrapped(p).(*Provider); !ok || p == adapters.Unwrapped(p) {
 		t.Fatalf("without an hmac secret the provider is %T", p)
 	}
 	if _, takes := p.(interface {

@@ -10,6 +10,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
 )
@@ -144,7 +145,7 @@ func Register(ctx context.Context, s *Settings, o RegisterOptions) ([]Registered
 	if guild != "" && !isSnowflake(guild) {
 		return nil, "", fmt.Errorf("discord register: %q is not a server id", truncate(guild, 32))
 	}
-	if _, err := parseAPIURL(s.APIURL); err != nil {
+	if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		return nil, "", fmt.Errorf("discord register: api_url %w", err)
 	}
 	if !isSnowflake(s.ApplicationID) || s.BotToken == "" {

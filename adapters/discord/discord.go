@@ -58,7 +58,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +151,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	default:
 		report("default_locale", "must be one of en, fr, de, es")
 	}
-	if _, err := parseAPIURL(s.APIURL); err != nil {
+	if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		report("api_url", err.Error())
 	}
 	switch {
@@ -176,23 +175,6 @@ func parsePublicKey(h string) ([]byte, error) {
 		return nil, fmt.Errorf("must be 32 bytes (64 hex digits), not %d", len(k))
 	}
 	return k, nil
-}
-
-func parseAPIURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || raw == "" {
-		return nil, errors.New("must be an absolute http or https URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, errors.New("must be an absolute http or https URL")
-	}
-	if u.Host == "" {
-		return nil, errors.New("has no host")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("must not carry credentials, a query or a fragment")
-	}
-	return u, nil
 }
 
 // isSnowflake reports whether s is a Discord id: 1 to 20 ASCII digits.
@@ -254,7 +236,7 @@ func New(s *Settings, deps adapters.Deps) (*App, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("chat %s: %s", name, strings.Join(problems, "; "))
 	}
-	u, _ := parseAPIURL(s.APIURL)
+	u, _ := adapters.ParseBaseURL(s.APIURL)
 	a := &App{
 		name:       name,
 		appID:      s.ApplicationID,

@@ -36,7 +36,7 @@ func TestSettingsValidate(t *testing.T) {
 		{name: "guild", change: func(s *Settings) { s.GuildID = "guild" }, want: []string{"guild_id: must be a server's numeric id"}},
 		{name: "locale", change: func(s *Settings) { s.DefaultLocale = "pt" }, want: []string{"default_locale: must be one of en, fr, de, es"}},
 		{name: "api url", change: func(s *Settings) { s.APIURL = "discord.com/api" }, want: []string{"api_url: must be an absolute http or https URL"}},
-		{name: "api url query", change: func(s *Settings) { s.APIURL = "https://discord.com/api?x=1" }, want: []string{"api_url: must not carry credentials, a query or a fragment"}},
+		{name: "api url query", change: func(s *Settings) { s.APIURL = "https://discord.com/api?x=1" }, want: []string{"api_url: must be a base URL without credentials, query or fragment"}},
 		{name: "max age", change: func(s *Settings) { s.MaxAge = 0 }, want: []string{"max_age: must be positive"}},
 		{name: "max age long", change: func(s *Settings) { s.MaxAge = 2 * time.Hour }, want: []string{"max_age: must be at most 1h0m0s"}},
 		{name: "timeout", change: func(s *Settings) { s.Timeout = -1 }, want: []string{"timeout: must be positive"}},

@@ -29,8 +29,8 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, ok := p.(withoutWebhooks)
-	if !ok {
+	in, ok := adapters.Unwrapped(p).(*Provider)
+	if !ok || p == adapters.Unwrapped(p) {
 		t.Fatalf("without webhook headers the provider is %T", p)
 	}
 	if _, takes := p.(interface {
@@ -47,8 +47,8 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	}); !ok {
 		t.Error("stream call shape lost")
 	}
-	if w.p.Role(calls.RoleListener) != "audience" || w.p.Role(calls.RoleOwner) != "host" || w.p.api != DefaultAPIURL {
-		t.Errorf("built %+v", w.p)
+	if in.Role(calls.RoleListener) != "audience" || in.Role(calls.RoleOwner) != "host" || in.api != DefaultAPIURL {
+		t.Errorf("built %+v", in)
 	}
 
 	s.WebhookHeaders = map[string]string{"x-hms-secret": "cur+/=Zx9"}
@@ -57,7 +57,7 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, ok := p.(*Provider)
+	in, ok = p.(*Provider)
 	if !ok || len(in.headerSets) != 2 || in.headerSets[0].Get("X-Hms-Secret") != "cur+/=Zx9" {
 		t.Fatalf("with webhook headers: %T %+v", p, p)
 	}

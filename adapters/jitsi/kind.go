@@ -147,10 +147,7 @@ func build(_ context.Context, s *Settings, deps adapters.Deps) (calls.Provider, 
 		return nil, err
 	}
 	if len(cfg.WebhookSecrets) == 0 {
-		return withoutWebhooks{p}, nil
+		return adapters.WithoutWebhooks(p), nil
 	}
 	return p, nil
 }
-
-// withoutWebhooks is a Provider with only the calls.Provider methods.
-type withoutWebhooks struct{ calls.Provider }

@@ -29,16 +29,15 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jp, ok := p.(withoutWebhooks)
-	if !ok {
+	in, ok := adapters.Unwrapped(p).(*Provider)
+	if !ok || p == adapters.Unwrapped(p) {
 		t.Fatalf("without a webhook secret the provider is %T", p)
 	}
 	if _, takes := p.(interface {
-		ParseWebhook(context.Context, calls.WebhookRequest) ([]calls.ProviderEvent, error)
+		ReceiveWebhook(context.Context, calls.WebhookRequest) (calls.ProviderWebhook, error)
 	}); takes {
 		t.Error("a provider without webhook secrets takes webhooks")
 	}
-	in := jp.Provider.(*Provider)
 	if in.base != "https://meet.example.com:8443" || in.subject != "meet.example.com" || in.audience != "jitsi" || in.appID != "callgate" {
 		t.Errorf("built %+v", in)
 	}

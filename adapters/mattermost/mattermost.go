@@ -41,10 +41,8 @@ package mattermost
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -112,7 +110,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	}
 	if s.APIURL == "" {
 		report("api_url", "required (the Mattermost server, https://mm.example.com)")
-	} else if _, err := parseAPIURL(s.APIURL); err != nil {
+	} else if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		report("api_url", err.Error())
 	}
 	if !validLocale(s.DefaultLocale) {
@@ -130,17 +128,6 @@ func validLocale(l string) bool {
 		}
 	}
 	return false
-}
-
-func parseAPIURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("must be an absolute http or https URL")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("must be a base URL without credentials, query or fragment")
-	}
-	return u, nil
 }
 
 // Kind is the descriptor cmd/callgate lists.

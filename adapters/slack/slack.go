@@ -207,12 +207,8 @@ func parseKey(s string) ([]byte, error) {
 
 // parseAPIURL checks api_url and returns it ending in a slash.
 func parseAPIURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", errors.New("must be an absolute http or https URL, such as https://slack.com/api/")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("must not hold credentials, a query or a fragment")
+	if _, err := adapters.ParseBaseURL(raw); err != nil {
+		return "", err
 	}
 	if !strings.HasSuffix(raw, "/") {
 		raw += "/"

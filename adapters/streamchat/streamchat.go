@@ -67,10 +67,8 @@ package streamchat
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -148,7 +146,7 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	if !validLocale(s.DefaultLocale) {
 		report("default_locale", "must be one of "+strings.Join(Locales, ", "))
 	}
-	if _, err := parseAPIURL(s.APIURL); err != nil {
+	if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		report("api_url", err.Error())
 	}
 	if s.CommandName == "" || strings.ContainsFunc(s.CommandName, func(r rune) bool {
@@ -173,20 +171,6 @@ func validLocale(l string) bool {
 		}
 	}
 	return false
-}
-
-func parseAPIURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || raw == "" {
-		return nil, errors.New("must be an absolute https URL")
-	}
-	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		return nil, errors.New("must be an absolute http or https URL")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("must be a base URL without credentials, query or fragment")
-	}
-	return u, nil
 }
 
 // Kind is the descriptor cmd/callgate lists.

@@ -31,8 +31,8 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, ok := p.(withoutWebhooks)
-	if !ok {
+	in, ok := adapters.Unwrapped(p).(*Provider)
+	if !ok || p == adapters.Unwrapped(p) {
 		t.Fatalf("without an auth token the provider is %T", p)
 	}
 	if _, takes := p.(webhooks.ProviderReceiver); takes {
@@ -41,8 +41,8 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if _, reports := p.(calls.RoomStatusReporter); !reports {
 		t.Error("a provider without an auth token lost room status")
 	}
-	if w.p.statusCallback != "" || w.p.base != "https://video.example" || w.p.roomType != "group" || w.p.ttl != time.Hour {
-		t.Errorf("built %+v", w.p)
+	if in.statusCallback != "" || in.base != "https://video.example" || in.roomType != "group" || in.ttl != time.Hour {
+		t.Errorf("built %+v", in)
 	}
 
 	s.AuthToken, s.PreviousAuthToken, s.RoomType = testAuthToken, testOldToken, "group-small"
@@ -50,7 +50,7 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, ok := p.(*Provider)
+	in, ok = p.(*Provider)
 	if !ok || len(in.authTokens) != 2 || in.statusCallback != testHookURL || in.roomType != "group-small" {
 		t.Fatalf("with auth tokens: %T %+v", p, p)
 	}

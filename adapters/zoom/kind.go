@@ -107,27 +107,7 @@ func build(_ context.Context, s *Settings, deps adapters.Deps) (calls.Provider, 
 		return nil, err
 	}
 	if len(cfg.WebhookSecrets) == 0 {
-		return withoutWebhooks{p}, nil
+		return adapters.WithoutWebhooks(p), nil
 	}
 	return p, nil
-}
-
-// withoutWebhooks has the Provider's methods but ReceiveWebhook (not
-// embedded, so it cannot be promoted); RoomStatus stays available.
-type withoutWebhooks struct{ p *Provider }
-
-func (w withoutWebhooks) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls.Room, error) {
-	return w.p.CreateRoom(ctx, req)
-}
-
-func (w withoutWebhooks) Credential(ctx context.Context, room calls.Room, req calls.CredentialRequest) (calls.Credential, error) {
-	return w.p.Credential(ctx, room, req)
-}
-
-func (w withoutWebhooks) EndRoom(ctx context.Context, room calls.Room) error {
-	return w.p.EndRoom(ctx, room)
-}
-
-func (w withoutWebhooks) RoomStatus(ctx context.Context, room calls.Room) (calls.RoomStatus, error) {
-	return w.p.RoomStatus(ctx, room)
 }

@@ -33,7 +33,7 @@ func TestKindDefaultsAndBuild(t *testing.T) {
 	if _, ok := p.(calls.RoomStatusReporter); !ok {
 		t.Error("RoomStatus lost without webhooks")
 	}
-	if in := p.(withoutWebhooks).p; in.apiURL != "https://api.zoom.example/v2" || in.userID != "me" {
+	if in := adapters.Unwrapped(p).(*Provider); in.apiURL != "https://api.zoom.example/v2" || in.userID != "me" {
 		t.Errorf("built %+v", in)
 	}
 	s.WebhookSecretToken, s.PreviousWebhookSecretToken = "new", "old"
