@@ -240,6 +240,13 @@ func (h *Hub) unregister(c *conn) bool {
 	return false
 }
 
+// anyone reports whether any socket is connected to this replica.
+func (h *Hub) anyone() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users) > 0
+}
+
 func (h *Hub) socketsOf(user string) []*conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

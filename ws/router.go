@@ -66,8 +66,13 @@ func (r *router) route(ctx context.Context, ev calls.Event) {
 		}
 	}
 	if c == nil {
-		// Load the call only when someone it concerns is connected here;
-		// members are known only from the call, so look first.
+		// Members are known only from the call, so it is read to learn
+		// whom the event concerns; with no socket on this replica there
+		// is nobody to tell, and a busy call's events (a provider's
+		// participant webhooks) must not cost a call read each.
+		if !r.h.anyone() {
+			return
+		}
 		c = r.call(ctx, ev.CallID)
 		if c == nil {
 			return
