@@ -2,6 +2,7 @@ package calls
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -249,19 +250,14 @@ func (c Call) Clone() Call {
 		t := *c.EmptySince
 		c.EmptySince = &t
 	}
+	// maps.Clone copies the map's tables whole, several times faster than
+	// inserting entry by entry: Seqs is the largest part of a busy call,
+	// and every stored change clones it.
 	if c.Room.Data != nil {
-		d := make(map[string]string, len(c.Room.Data))
-		for k, v := range c.Room.Data {
-			d[k] = v
-		}
-		c.Room.Data = d
+		c.Room.Data = maps.Clone(c.Room.Data)
 	}
 	if c.Seqs != nil {
-		s := make(map[string]RosterMark, len(c.Seqs))
-		for k, v := range c.Seqs {
-			s[k] = v
-		}
-		c.Seqs = s
+		c.Seqs = maps.Clone(c.Seqs)
 	}
 	return c
 }
@@ -274,6 +270,13 @@ func StoredTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecon
 // through StoredTime, empty lists and maps nil.
 func (c Call) Canonical() Call {
 	c = c.Clone()
+	c.Canonicalize()
+	return c
+}
+
+// Canonicalize puts c, which the caller owns, in the form stores return
+// calls (see Canonical) without copying it first.
+func (c *Call) Canonicalize() {
 	c.CreatedAt = StoredTime(c.CreatedAt)
 	c.UpdatedAt = StoredTime(c.UpdatedAt)
 	c.StateChangedAt = StoredTime(c.StateChangedAt)
@@ -309,5 +312,4 @@ func (c Call) Canonical() Call {
 	if len(c.Seqs) == 0 {
 		c.Seqs = nil
 	}
-	return c
 }

@@ -588,15 +588,36 @@ func (s *Service) updateMarked(ctx context.Context, id string, mark *DeliveryMar
 	if err != nil {
 		return Call{}, err
 	}
+	s.changed(ctx, c.ID, events)
+	return c, nil
+}
+
+// applyMarked is updateMarked for a caller that needs no call back: the
+// store may apply the change together with others to the same call.
+func (s *Service) applyMarked(ctx context.Context, applier CallApplier, id string, mark *DeliveryMark, change func(*Call) ([]Event, error)) error {
+	var events []Event
+	err := applier.ApplyCall(ctx, id, mark, func(c *Call) ([]Event, error) {
+		evs, err := change(c)
+		events = evs
+		return evs, err
+	})
+	if err != nil {
+		return err
+	}
+	s.changed(ctx, id, events)
+	return nil
+}
+
+// changed wakes the workers after a stored change and logs it.
+func (s *Service) changed(ctx context.Context, id string, events []Event) {
 	if len(events) > 0 {
 		s.wake.Notify()
 	}
 	for _, ev := range events {
 		if ev.Kind != EventUpdated && ev.Kind != EventJoined && ev.Kind != EventLeft {
-			s.log.InfoContext(ctx, "call changed", "call_id", c.ID, "event", ev.Kind, "state", c.State, "reason", ev.Reason)
+			s.log.InfoContext(ctx, "call changed", "call_id", id, "event", ev.Kind, "state", ev.State, "reason", ev.Reason)
 		}
 	}
-	return c, nil
 }
 
 // liveStates are the states a call can still change from.
@@ -757,14 +778,22 @@ func (s *Service) applyProviderEvent(ctx context.Context, provider string, ev Pr
 		mark = &DeliveryMark{Source: provider, ID: ev.DeliveryID, At: s.now()}
 	}
 	resolver, _ := s.cfg.Providers[provider].(IdentityResolver)
-	_, err = s.updateMarked(ctx, callID, mark, func(c *Call) ([]Event, error) {
-		if resolver != nil && ev.Identity != "" {
-			if userID, ok := resolver.ResolveIdentity(c, ev.Identity); ok {
-				ev.Identity = userID
+	// The change may run more than once (CallApplier): it resolves from
+	// the event as received each time.
+	change := func(c *Call) ([]Event, error) {
+		e := ev
+		if resolver != nil && e.Identity != "" {
+			if userID, ok := resolver.ResolveIdentity(c, e.Identity); ok {
+				e.Identity = userID
 			}
 		}
-		return applyToCall(c, ev, at)
-	})
+		return applyToCall(c, e, at)
+	}
+	if applier, ok := s.cfg.Store.(CallApplier); ok {
+		err = s.applyMarked(ctx, applier, callID, mark, change)
+	} else {
+		_, err = s.updateMarked(ctx, callID, mark, change)
+	}
 	if errors.Is(err, ErrDuplicateDelivery) {
 		s.log.DebugContext(ctx, "duplicate provider delivery skipped", "call_id", callID, "delivery_id", ev.DeliveryID)
 		return nil

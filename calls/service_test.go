@@ -381,7 +381,8 @@ func TestMaxDurationEndsCallsAndRooms(t *testing.T) {
 	}
 }
 
-// flakyStore fails the next UpdateCall, as a database hiccup would.
+// flakyStore fails the next UpdateCall or ApplyCall, as a database
+// hiccup would.
 type flakyStore struct {
 	*store.SQL
 	failNext atomic.Bool
@@ -392,6 +393,13 @@ func (s *flakyStore) UpdateCall(ctx context.Context, id string, mark *calls.Deli
 		return calls.Call{}, errors.New("database is locked")
 	}
 	return s.SQL.UpdateCall(ctx, id, mark, change)
+}
+
+func (s *flakyStore) ApplyCall(ctx context.Context, id string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error)) error {
+	if s.failNext.CompareAndSwap(true, false) {
+		return errors.New("database is locked")
+	}
+	return s.SQL.ApplyCall(ctx, id, mark, change)
 }
 
 func TestProviderEventsAreAppliedOnceAndRetriedAfterFailure(t *testing.T) {

@@ -164,6 +164,21 @@ type RoomIndex interface {
 	FindIDByRoom(ctx context.Context, provider, room string) (string, error)
 }
 
+// CallApplier is implemented by stores that can apply a change without
+// returning the call it leaves. Such a change can share its work with
+// other changes to the same call that arrive together (one read, one copy
+// of the roster, one write of the call row for all of them, each still
+// with its own mark and events, each acknowledged only once stored), which
+// is what keeps a storm of provider events on one busy call from costing a
+// roster copy each.
+//
+// ApplyCall follows UpdateCall's rules, and one more: change may be run
+// more than once (its earlier runs discarded), so it must not keep state
+// between runs.
+type CallApplier interface {
+	ApplyCall(ctx context.Context, id string, mark *DeliveryMark, change func(*Call) ([]Event, error)) error
+}
+
 // Pruner is implemented by stores that can delete old rows that only grow:
 // call events and webhook delivery marks. The timers call it when a
 // retention is configured.

@@ -71,54 +71,55 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		return calls.Call{}, false, err
 	}
 
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return calls.Call{}, false, fmt.Errorf("store: create call %s: begin: %w", id, err)
-	}
-	defer tx.Rollback()
-
-	// Insert-if-absent in one statement: concurrent creators of one id wait
-	// on the primary key, and all but the first insert nothing.
-	res, err := tx.ExecContext(ctx, s.d.q(insertCall), args...)
-	if err != nil {
-		return calls.Call{}, false, fmt.Errorf("store: create call %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return calls.Call{}, false, fmt.Errorf("store: create call %s: %w", id, err)
-	}
-	if n == 0 {
-		// The winner has committed (the conflict waited for it), so this
-		// read sees its call; the deferred rollback writes nothing.
-		stored, err := s.loadCall(ctx, tx, id, false)
+	var (
+		stored  calls.Call
+		created bool
+	)
+	err = s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		// Insert-if-absent in one statement: concurrent creators of one id
+		// wait on the primary key, and all but the first insert nothing.
+		res, err := tx.ExecContext(ctx, s.d.q(insertCall), args...)
 		if err != nil {
-			return calls.Call{}, false, err
+			return fmt.Errorf("store: create call %s: %w", id, err)
 		}
-		return stored, false, nil
-	}
-	if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {
-		return calls.Call{}, false, err
-	}
-	if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
-		return calls.Call{}, false, err
-	}
-	if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
-		return calls.Call{}, false, err
-	}
-	if needsRoom(&c) {
-		if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
-			return calls.Call{}, false, err
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: create call %s: %w", id, err)
 		}
-	}
-	if err := s.insertEvents(ctx, tx, evs); err != nil {
+		if n == 0 {
+			// The winner has committed (the conflict waited for it), or
+			// is earlier in this transaction, so this read sees its call.
+			stored, err = s.loadCall(ctx, tx, id, false)
+			return err
+		}
+		if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {
+			return err
+		}
+		if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
+			return err
+		}
+		if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
+			return err
+		}
+		if needsRoom(&c) {
+			if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
+				return err
+			}
+		}
+		if err := s.insertEvents(ctx, tx, evs); err != nil {
+			return err
+		}
+		stored, created = c, true
+		tx.current[id] = &stored
+		return nil
+	})
+	if err != nil {
 		return calls.Call{}, false, err
 	}
-	if err := tx.Commit(); err != nil {
-		return calls.Call{}, false, fmt.Errorf("store: create call %s: commit: %w", id, err)
+	if created {
+		setSeqs(events, evs)
 	}
-	s.children.put(&c)
-	setSeqs(events, evs)
-	return c, true, nil
+	return stored, created, nil
 }
 
 // GetCall returns the call with the id, normalised first, or an error
@@ -221,69 +222,163 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMar
 	if err != nil {
 		return calls.Call{}, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	var u update
+	err = s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		return s.updateOne(ctx, tx, nid, mark, change, &u)
+	})
 	if err != nil {
-		return calls.Call{}, fmt.Errorf("store: update call %s: begin: %w", nid, err)
+		return calls.Call{}, err
 	}
-	defer tx.Rollback()
+	if len(u.stored) > 0 {
+		setSeqs(u.events, u.stored)
+	}
+	// The call is shared with the batch only until it commits: after that
+	// it is the caller's.
+	return u.result, nil
+}
 
-	// The mark goes first: a concurrent redelivery waits here on the
-	// mark's key, and finds it taken once this transaction commits.
+// update is what one UpdateCall did: the call it left, the events change
+// returned, and those events as stored.
+type update struct {
+	result         calls.Call
+	events, stored []calls.Event
+}
+
+// updateOne is UpdateCall's write, in tx.
+func (s *SQL) updateOne(ctx context.Context, tx *writeTx, nid string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error), u *update) error {
+	// The mark goes first: a concurrent redelivery waits here on the mark's
+	// key, and finds it taken once this transaction commits.
 	if mark != nil {
 		if err := s.insertMark(ctx, tx, *mark); err != nil {
-			return calls.Call{}, err
+			return err
 		}
 	}
-	// cur may share the child cache's slices: it is only read, and a
-	// Clone goes to change and to the caller.
+	// cur may share the child cache's slices or an earlier change's result
+	// in this batch: it is only read, and a Clone goes to change.
 	cur, err := s.loadForUpdate(ctx, tx, nid)
 	if err != nil {
-		return calls.Call{}, err
+		return err
 	}
 	next := cur.Clone()
-	events, err := change(&next)
-	if err != nil {
-		return calls.Call{}, err
+	if u.events, err = change(&next); err != nil {
+		return err
 	}
-	if len(events) == 0 {
-		if mark != nil {
-			if err := tx.Commit(); err != nil {
-				return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
-			}
-		}
-		s.children.put(&cur)
-		return cur.Clone(), nil
+	if len(u.events) == 0 {
+		tx.current[nid] = &cur
+		u.result = cur.Clone()
+		return nil
 	}
 	if next.ID != cur.ID {
-		return calls.Call{}, fmt.Errorf("store: update call %s: %w: change altered the call id to %q", nid, calls.ErrInvalidInput, next.ID)
+		return fmt.Errorf("store: update call %s: %w: change altered the call id to %q", nid, calls.ErrInvalidInput, next.ID)
 	}
-	next = storedForm(next)
+	next = ownStoredForm(next)
 	next.Version = cur.Version + 1
-	evs, err := ownEvents(nid, events)
+	if u.stored, err = ownEvents(nid, u.events); err != nil {
+		return err
+	}
+	if err := s.writeCall(ctx, tx, &cur, &next, u.stored); err != nil {
+		return err
+	}
+	tx.current[nid] = &next
+	u.result = next
+	return nil
+}
+
+// writeCall stores next over cur (the call as loaded, at its version) with
+// the events.
+func (s *SQL) writeCall(ctx context.Context, tx *writeTx, cur, next *calls.Call, evs []calls.Event) error {
+	if err := s.writeCallRow(ctx, tx, next, cur.Version); err != nil {
+		return err
+	}
+	if err := s.writeChanges(ctx, tx, cur, next); err != nil {
+		return err
+	}
+	return s.insertEvents(ctx, tx, evs)
+}
+
+// ApplyCall is UpdateCall without the call returned (calls.CallApplier).
+// On SQLite, the changes to one call that queue together behind the writer
+// are applied to one copy of it: one read, one roster copy and diff, one
+// write of the call row and of each touched roster row, for all of them.
+// Each keeps its own mark and events, and the version grows by one per
+// change that returned events, as if they had been stored one by one.
+func (s *SQL) ApplyCall(ctx context.Context, id string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error)) error {
+	nid, err := lookupID(id)
 	if err != nil {
-		return calls.Call{}, err
+		return err
 	}
-	if err := s.writeCallRow(ctx, tx, &next, cur.Version); err != nil {
-		return calls.Call{}, err
+	run := func(ctx context.Context, tx *writeTx) error {
+		return s.updateOne(ctx, tx, nid, mark, change, &update{})
 	}
-	if err := s.writeChanges(ctx, tx, &cur, &next); err != nil {
-		return calls.Call{}, err
+	if s.group == nil {
+		return s.write(ctx, run)
 	}
-	if err := s.insertEvents(ctx, tx, evs); err != nil {
-		return calls.Call{}, err
+	return s.group.submit(&writeOp{ctx: ctx, run: run, done: make(chan struct{}),
+		apply: &applyOp{id: nid, mark: mark, change: change}})
+}
+
+var _ calls.CallApplier = (*SQL)(nil)
+
+// applyOp is one ApplyCall waiting in the group writer.
+type applyOp struct {
+	id     string
+	mark   *calls.DeliveryMark
+	change func(*calls.Call) ([]calls.Event, error)
+}
+
+// applyTogether applies the ApplyCalls of one call in order to one copy of
+// it (the group writer's coalesce). A duplicate mark fails only its own
+// change. Any other failure, a change's error included, returns false:
+// the copy may hold part of that change, so the writer rolls the unit back
+// and runs the changes one by one, each on a copy of its own.
+func (s *SQL) applyTogether(ctx context.Context, tx *writeTx, ops []*writeOp) bool {
+	id := ops[0].apply.id
+	cur, err := s.loadForUpdate(ctx, tx, id)
+	if err != nil {
+		return false
 	}
-	if err := tx.Commit(); err != nil {
-		// The outcome is unknown; the next update reads the call afresh.
-		s.children.drop(nid)
-		return calls.Call{}, fmt.Errorf("store: update call %s: commit: %w", nid, err)
+	next := cur.Clone()
+	var evs []calls.Event
+	changed := int64(0)
+	for _, op := range ops {
+		a := op.apply
+		if a.mark != nil {
+			if err := s.insertMark(ctx, tx, *a.mark); errors.Is(err, calls.ErrDuplicateDelivery) {
+				op.err = err
+				continue
+			} else if err != nil {
+				return false
+			}
+		}
+		events, err := a.change(&next)
+		if err != nil || next.ID != cur.ID {
+			return false
+		}
+		own, err := ownEvents(id, events)
+		if err != nil {
+			return false
+		}
+		if len(own) > 0 {
+			changed++
+			evs = append(evs, own...)
+		}
+		op.err = nil
 	}
-	s.children.put(&next)
-	setSeqs(events, evs)
-	return next, nil
+	if changed == 0 {
+		tx.current[id] = &cur
+		return true
+	}
+	next = ownStoredForm(next)
+	next.Version = cur.Version + changed
+	if err := s.writeCall(ctx, tx, &cur, &next, evs); err != nil {
+		return false
+	}
+	tx.current[id] = &next
+	return true
 }
 
 // writeCallRow stores c's calls row over the one at version prev.
-func (s *SQL) writeCallRow(ctx context.Context, tx *sql.Tx, c *calls.Call, prev int64) error {
+func (s *SQL) writeCallRow(ctx context.Context, tx *writeTx, c *calls.Call, prev int64) error {
 	args, err := callArgs(s.d, c)
 	if err != nil {
 		return err
@@ -305,7 +400,7 @@ func (s *SQL) writeCallRow(ctx context.Context, tx *sql.Tx, c *calls.Call, prev 
 // writeChanges writes the children that differ between cur (as loaded)
 // and next (as changed, at its new version), and sets next's surfaces to
 // what is stored for them.
-func (s *SQL) writeChanges(ctx context.Context, tx *sql.Tx, cur, next *calls.Call) error {
+func (s *SQL) writeChanges(ctx context.Context, tx *writeTx, cur, next *calls.Call) error {
 	if !slices.Equal(cur.Members, next.Members) {
 		if err := s.writeMembers(ctx, tx, next.ID, next.Members, true); err != nil {
 			return err
@@ -324,7 +419,7 @@ func (s *SQL) writeChanges(ctx context.Context, tx *sql.Tx, cur, next *calls.Cal
 // writeSurfaces inserts the surfaces next has and cur lacks, and makes
 // every surface of the call want next's version. A change never removes a
 // surface, so next's surfaces become cur's followed by the new ones.
-func (s *SQL) writeSurfaces(ctx context.Context, tx *sql.Tx, cur, next *calls.Call) error {
+func (s *SQL) writeSurfaces(ctx context.Context, tx *writeTx, cur, next *calls.Call) error {
 	due := dueAt(next.UpdatedAt)
 	var added []calls.Surface
 	for _, sf := range next.Surfaces {
@@ -501,7 +596,7 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 // insertEvents appends events to the log, one statement each so the
 // database assigns increasing sequence numbers in the order given, and
 // records each assigned number in evs.
-func (s *SQL) insertEvents(ctx context.Context, tx *sql.Tx, evs []calls.Event) error {
+func (s *SQL) insertEvents(ctx context.Context, tx *writeTx, evs []calls.Event) error {
 	for i, e := range evs {
 		err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At)).Scan(&evs[i].Seq)
@@ -614,12 +709,19 @@ func marks(n int) string {
 // which the store owns (but for an adopted message reference).
 func storedForm(c calls.Call) calls.Call {
 	c = c.Canonical()
-	slices.SortStableFunc(c.Participants, func(a, b calls.Participant) int {
-		if n := a.JoinedAt.Compare(b.JoinedAt); n != 0 {
-			return n
-		}
-		return strings.Compare(a.Identity, b.Identity)
-	})
+	return ownStoredForm(c)
+}
+
+// ownStoredForm is storedForm of a call the caller owns (a Clone): it is
+// changed in place rather than copied again, as copying a busy call's
+// roster and marks is most of what a change to it costs.
+func ownStoredForm(c calls.Call) calls.Call {
+	c.Canonicalize()
+	// The roster is nearly always in order already (MarkPresence keeps
+	// it so); checking is cheaper than sorting.
+	if !slices.IsSortedFunc(c.Participants, compareParticipant) {
+		slices.SortStableFunc(c.Participants, compareParticipant)
+	}
 	for id, m := range c.Seqs {
 		if m.Seq == 0 {
 			delete(c.Seqs, id)
@@ -658,7 +760,7 @@ func needsRoom(c *calls.Call) bool { return c.Room.Name == "" && !c.State.Termin
 
 // syncRoomJob keeps a room job exactly while the call needs a room: the
 // transaction that stores the room or ends the call removes it.
-func (s *SQL) syncRoomJob(ctx context.Context, tx *sql.Tx, cur, next *calls.Call) error {
+func (s *SQL) syncRoomJob(ctx context.Context, tx *writeTx, cur, next *calls.Call) error {
 	switch had, wants := needsRoom(cur), needsRoom(next); {
 	case had && !wants:
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM room_jobs WHERE call_id = ?`), next.ID); err != nil {
@@ -673,7 +775,7 @@ func (s *SQL) syncRoomJob(ctx context.Context, tx *sql.Tx, cur, next *calls.Call
 }
 
 // insertRoomJob stores a room job due at due, unless the call has one.
-func (s *SQL) insertRoomJob(ctx context.Context, tx *sql.Tx, id string, due time.Time) error {
+func (s *SQL) insertRoomJob(ctx context.Context, tx *writeTx, id string, due time.Time) error {
 	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO room_jobs (call_id, attempts, created_at, next_attempt_at, last_error, lease_owner)
 		VALUES (?, 0, ?, ?, '', '') ON CONFLICT (call_id) DO NOTHING`), id, s.d.timeArg(due), s.d.timeArg(due))
 	if err != nil {
@@ -685,7 +787,7 @@ func (s *SQL) insertRoomJob(ctx context.Context, tx *sql.Tx, id string, due time
 // insertMark records a delivery mark, failing with ErrDuplicateDelivery
 // when it is recorded already. The primary key decides between concurrent
 // marks of one delivery: the second waits for the first to commit.
-func (s *SQL) insertMark(ctx context.Context, tx *sql.Tx, m calls.DeliveryMark) error {
+func (s *SQL) insertMark(ctx context.Context, tx *writeTx, m calls.DeliveryMark) error {
 	res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO deliveries (source, delivery_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (source, delivery_id) DO NOTHING`),
 		m.Source, m.ID, s.d.timeArg(m.At))
 	if err != nil {
@@ -704,20 +806,14 @@ func (s *SQL) insertMark(ctx context.Context, tx *sql.Tx, m calls.DeliveryMark) 
 // MarkOnce records a mark in a transaction of its own and reports whether
 // it was new.
 func (s *SQL) MarkOnce(ctx context.Context, m calls.DeliveryMark) (bool, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("store: mark %s: begin: %w", m.Source, err)
-	}
-	defer tx.Rollback()
-	err = s.insertMark(ctx, tx, m)
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		return s.insertMark(ctx, tx, m)
+	})
 	if errors.Is(err, calls.ErrDuplicateDelivery) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("store: mark %s: commit: %w", m.Source, err)
 	}
 	return true, nil
 }

@@ -83,7 +83,10 @@ func (cc *childCache) drop(id string) {
 // and roster from the cache when it holds the stored version. The call
 // returned shares the cache's slices: it must not be changed (UpdateCall
 // changes a Clone).
-func (s *SQL) loadForUpdate(ctx context.Context, tx *sql.Tx, id string) (calls.Call, error) {
+func (s *SQL) loadForUpdate(ctx context.Context, tx *writeTx, id string) (calls.Call, error) {
+	if c, ok := tx.current[id]; ok {
+		return *c, nil
+	}
 	c, err := scanCall(tx.QueryRowContext(ctx, s.d.q(selectCalls+` WHERE id = ?`+s.d.forUpdate), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return calls.Call{}, fmt.Errorf("store: call %s: %w", id, calls.ErrNotFound)

@@ -33,20 +33,26 @@ func (s *SQL) ClaimDeliveries(ctx context.Context, owner string, now time.Time, 
 	}
 	until := utcMicro(now.Add(lease))
 	at := s.d.timeArg(now)
-	rows, err := s.w.QueryContext(ctx, s.d.q(fmt.Sprintf(claimSurfaces, s.d.skipLocked)), owner, s.d.timeArg(until), at, at, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	if due, err := s.anyDue(ctx, `SELECT 1 FROM call_surfaces WHERE `+dueSurface+` LIMIT 1`, at, at); err != nil || !due {
+		return nil, err
 	}
-	defer rows.Close()
 	var out []calls.Delivery
-	for rows.Next() {
-		id, sf, err := scanSurface(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		out = out[:0]
+		err := s.eachRow(ctx, tx, fmt.Sprintf(claimSurfaces, s.d.skipLocked), []any{owner, s.d.timeArg(until), at, at, limit}, func(r *sql.Rows) error {
+			id, sf, err := scanSurface(r)
+			if err != nil {
+				return err
+			}
+			out = append(out, calls.Delivery{CallID: id, Surface: sf, Owner: owner, LeaseUntil: until})
+			return nil
+		})
+		for _, d := range out {
+			tx.surfacesChanged(d.CallID)
 		}
-		out = append(out, calls.Delivery{CallID: id, Surface: sf, Owner: owner, LeaseUntil: until})
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
 	}
 	// RETURNING promises no order.
@@ -94,11 +100,30 @@ func (s *SQL) RecordDelivery(ctx context.Context, o calls.DeliveryOutcome) error
 		query = recordFailed
 		args = append([]any{attempts, o.LastError, s.d.timeArg(o.NextAttemptAt), s.d.nullTimeArg(dead)}, key...)
 	}
-	res, err := s.w.ExecContext(ctx, s.d.q(query), args...)
-	if err != nil {
-		return fmt.Errorf("store: record delivery to %s of call %s: %w", o.Key, id, err)
+	return s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		res, err := tx.ExecContext(ctx, s.d.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("store: record delivery to %s of call %s: %w", o.Key, id, err)
+		}
+		tx.surfacesChanged(id)
+		return leaseHeld(res, fmt.Sprintf("delivery to %s of call %s", o.Key, id))
+	})
+}
+
+// anyDue reports whether query (a SELECT 1 … LIMIT 1 over due work) finds
+// a row. Workers wake after every change, and most wake-ups find nothing
+// to claim: asking a reader first keeps those from taking the writer,
+// which on SQLite is every other write's serial section. The claim itself
+// re-checks under the write lock.
+func (s *SQL) anyDue(ctx context.Context, query string, args ...any) (bool, error) {
+	var one int
+	switch err := s.r.QueryRowContext(ctx, s.d.q(query), args...).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("store: look for due work: %w", err)
 	}
-	return leaseHeld(res, fmt.Sprintf("delivery to %s of call %s", o.Key, id))
+	return true, nil
 }
 
 // leaseHeld turns "no row matched the owner" into ErrLeaseLost.
@@ -119,19 +144,22 @@ func (s *SQL) RetryDelivery(ctx context.Context, callID string, key calls.Surfac
 	if err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, s.d.q(`UPDATE call_surfaces SET dead_at = NULL, attempts = 0, last_error = '', next_attempt_at = ?`+surfaceKey),
-		s.d.timeArg(now), id, key.Chat, key.Workspace, key.Channel)
-	if err != nil {
-		return fmt.Errorf("store: retry delivery to %s of call %s: %w", key, id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store: retry delivery to %s of call %s: %w", key, id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("store: call %s has no surface %s: %w", id, key, calls.ErrNotFound)
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE call_surfaces SET dead_at = NULL, attempts = 0, last_error = '', next_attempt_at = ?`+surfaceKey),
+			s.d.timeArg(now), id, key.Chat, key.Workspace, key.Channel)
+		if err != nil {
+			return fmt.Errorf("store: retry delivery to %s of call %s: %w", key, id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: retry delivery to %s of call %s: %w", key, id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("store: call %s has no surface %s: %w", id, key, calls.ErrNotFound)
+		}
+		tx.surfacesChanged(id)
+		return nil
+	})
 }
 
 // CountDeliveries counts surfaces owing an update, and dead ones.
@@ -171,11 +199,14 @@ func (s *SQL) ListDeliveries(ctx context.Context, limit int) ([]calls.Delivery, 
 	return out, nil
 }
 
+// dueRoomJob is the claim condition of room jobs.
+const dueRoomJob = `next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)`
+
 // claimRoomJobs is claimSurfaces for room jobs.
 const claimRoomJobs = `UPDATE room_jobs SET lease_owner = ?, lease_until = ?
 	WHERE call_id IN (
 		SELECT call_id FROM room_jobs
-		WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+		WHERE ` + dueRoomJob + `
 		ORDER BY next_attempt_at, call_id LIMIT ?%s)
 	RETURNING call_id, attempts, created_at, next_attempt_at, last_error`
 
@@ -187,20 +218,22 @@ func (s *SQL) ClaimRoomJobs(ctx context.Context, owner string, now time.Time, le
 	}
 	until := utcMicro(now.Add(lease))
 	at := s.d.timeArg(now)
-	rows, err := s.w.QueryContext(ctx, s.d.q(fmt.Sprintf(claimRoomJobs, s.d.skipLocked)), owner, s.d.timeArg(until), at, at, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: claim room jobs: %w", err)
+	if due, err := s.anyDue(ctx, `SELECT 1 FROM room_jobs WHERE `+dueRoomJob+` LIMIT 1`, at, at); err != nil || !due {
+		return nil, err
 	}
-	defer rows.Close()
 	var out []calls.RoomJob
-	for rows.Next() {
-		j := calls.RoomJob{Owner: owner, LeaseUntil: until}
-		if err := rows.Scan(&j.CallID, &j.Attempts, timeCol{&j.CreatedAt}, timeCol{&j.NextAttemptAt}, &j.LastError); err != nil {
-			return nil, fmt.Errorf("store: claim room jobs: %w", err)
-		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		out = out[:0]
+		return s.eachRow(ctx, tx, fmt.Sprintf(claimRoomJobs, s.d.skipLocked), []any{owner, s.d.timeArg(until), at, at, limit}, func(r *sql.Rows) error {
+			j := calls.RoomJob{Owner: owner, LeaseUntil: until}
+			if err := r.Scan(&j.CallID, &j.Attempts, timeCol{&j.CreatedAt}, timeCol{&j.NextAttemptAt}, &j.LastError); err != nil {
+				return err
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	if err != nil {
 		return nil, fmt.Errorf("store: claim room jobs: %w", err)
 	}
 	slices.SortStableFunc(out, func(a, b calls.RoomJob) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
@@ -213,20 +246,22 @@ func (s *SQL) RescheduleRoomJob(ctx context.Context, o calls.RoomJobOutcome) err
 	if err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, s.d.q(`UPDATE room_jobs SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+	err = s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE room_jobs SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
 		lease_owner = '', lease_until = NULL WHERE call_id = ? AND lease_owner = ?`),
-		o.LastError, s.d.timeArg(o.NextAttemptAt), id, o.Owner)
-	if err != nil {
-		return fmt.Errorf("store: reschedule room job of call %s: %w", id, err)
-	}
-	err = leaseHeld(res, "reschedule room job of call "+id)
+			o.LastError, s.d.timeArg(o.NextAttemptAt), id, o.Owner)
+		if err != nil {
+			return fmt.Errorf("store: reschedule room job of call %s: %w", id, err)
+		}
+		return leaseHeld(res, "reschedule room job of call "+id)
+	})
 	if !errors.Is(err, calls.ErrLeaseLost) {
 		return err
 	}
 	// Nothing matched: tell a job that is gone (its work is done) from one
 	// another worker holds.
 	var one int
-	switch err := s.w.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM room_jobs WHERE call_id = ?`), id).Scan(&one); {
+	switch err := s.r.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM room_jobs WHERE call_id = ?`), id).Scan(&one); {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: room job of call %s: %w", id, calls.ErrNotFound)
 	case err != nil:

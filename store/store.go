@@ -38,6 +38,12 @@ type SQL struct {
 	// children caches members and rosters by call version, so a change
 	// to a large call does not reread them (see childCache).
 	children childCache
+	// group runs SQLite's writes in shared transactions (see groupWriter);
+	// nil for PostgreSQL.
+	group *groupWriter
+	// stmts keeps the writer's prepared statements; nil for PostgreSQL,
+	// whose driver caches statements by itself.
+	stmts *stmtCache
 	// stopCheckpoints ends SQLite's background checkpointer; nil for
 	// PostgreSQL.
 	stopCheckpoints func()
@@ -140,6 +146,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	}
 	ck.SetMaxOpenConns(1)
 	s.stopCheckpoints = checkpoints(ck, checkpointEvery)
+	s.stmts = newStmtCache(w)
+	s.group = newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
 	return s, nil
 }
 
@@ -225,6 +233,12 @@ func (s *SQL) Ping(ctx context.Context) error {
 // Close closes the database. Calls in flight finish first.
 func (s *SQL) Close() error {
 	var errs []error
+	if s.group != nil {
+		s.group.close()
+	}
+	if s.stmts != nil {
+		s.stmts.close()
+	}
 	if s.stopCheckpoints != nil {
 		s.stopCheckpoints()
 	}

@@ -1,0 +1,456 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// Group commit.
+//
+// On SQLite every write runs on one connection, one transaction after
+// another, and under load each request's own transaction is the serial
+// section: BEGIN, a handful of statements, COMMIT. The group writer instead
+// takes every write queued behind the one in progress and runs them in one
+// transaction, each inside a SAVEPOINT so that a failing change (a
+// duplicate delivery, a refused state change) rolls back only itself. Every
+// caller is answered after the shared COMMIT, so an acknowledged change is
+// as durable as before; what is shared is the commit and the locking, and,
+// for a busy call, the call as the batch's earlier changes left it (it is
+// not read again).
+//
+// Batches grow with load by themselves: nothing waits for company. A lone
+// request runs at once in a batch of one.
+
+// maxBatch bounds the changes in one transaction, so that one batch does
+// not hold every caller for long.
+const maxBatch = 256
+
+// writeOp is one write waiting for the group writer.
+type writeOp struct {
+	ctx  context.Context
+	run  func(ctx context.Context, w *writeTx) error
+	err  error
+	done chan struct{}
+	// apply, when set, is a change to one call that may be applied
+	// together with the batch's other applies to that call (ApplyCall).
+	apply *applyOp
+}
+
+// groupWriter runs writeOps in shared transactions on db, one batch at a
+// time, from its own goroutine.
+type groupWriter struct {
+	db       *sql.DB
+	ops      chan *writeOp
+	stop     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
+	// onCommit runs after a batch commits, before any caller is answered,
+	// with the calls the batch read or changed as they now are.
+	onCommit func(current map[string]*calls.Call)
+	// onFailure runs when a batch's outcome is unknown or rolled back,
+	// with the calls it had read or changed.
+	onFailure func(current map[string]*calls.Call)
+	stmts     *stmtCache
+	// coalesce applies several applyOps to one call as one write, setting
+	// each op's err; false means it could not (nothing of it is kept) and
+	// the ops run one by one instead.
+	coalesce func(ctx context.Context, w *writeTx, ops []*writeOp) bool
+
+	// waiting counts writes handed to do and not yet taken by the writer;
+	// batches and batched count transactions run and writes in them;
+	// together counts writes applied together with others to one call.
+	waiting, batches, batched, together atomic.Int64
+}
+
+// errStoreClosed answers a write submitted after Close.
+var errStoreClosed = errors.New("store: closed")
+
+func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(map[string]*calls.Call),
+	coalesce func(context.Context, *writeTx, []*writeOp) bool) *groupWriter {
+	g := &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
+		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce}
+	go g.loop()
+	return g
+}
+
+// do runs fn in a shared transaction and returns once that transaction has
+// committed (nil) or fn's change is known not to be stored (an error). fn
+// runs on the writer's goroutine with a context that carries ctx's values
+// but not its cancellation: cancelling one request must not interrupt a
+// statement of a transaction that others share. A request whose ctx ends
+// before its turn is not run.
+func (g *groupWriter) do(ctx context.Context, fn func(ctx context.Context, w *writeTx) error) error {
+	return g.submit(&writeOp{ctx: ctx, run: fn, done: make(chan struct{})})
+}
+
+func (g *groupWriter) submit(op *writeOp) error {
+	ctx := op.ctx
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case g.ops <- op:
+	case <-g.stop:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-op.done
+	return op.err
+}
+
+// close stops the writer once the batch in progress is answered.
+func (g *groupWriter) close() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.stopped
+}
+
+func (g *groupWriter) loop() {
+	defer close(g.stopped)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-g.ops:
+			batch = append(batch[:0], op)
+		case <-g.stop:
+			return
+		}
+		// Everyone who queued while the previous batch ran is a sender
+		// blocked on the channel: take them all, up to the bound.
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-g.ops:
+				batch = append(batch, op)
+			default:
+				break more
+			}
+		}
+		g.run(batch)
+		clear(batch)
+	}
+}
+
+// run executes one batch and answers its callers.
+func (g *groupWriter) run(ops []*writeOp) {
+	defer func() {
+		for _, op := range ops {
+			close(op.done)
+		}
+	}()
+	live := ops[:0:0]
+	for _, op := range ops {
+		if err := op.ctx.Err(); err != nil {
+			op.err = err
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return
+	}
+	g.batches.Add(1)
+	g.batched.Add(int64(len(live)))
+	// The transaction belongs to the batch, not to any one request.
+	ctx := context.Background()
+	if g.stmts != nil {
+		g.stmts.prepareWanted(ctx)
+	}
+	tx, err := g.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, op := range live {
+			op.err = fmt.Errorf("store: begin: %w", err)
+		}
+		return
+	}
+	w := &writeTx{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}}
+	units := coalescable(live)
+	// A batch of one needs no savepoint: its failure rolls back the whole
+	// transaction, which holds nothing else.
+	solo := len(units) == 1 && len(units[0]) == 1
+	for _, unit := range units {
+		var err error
+		switch {
+		case solo:
+			unit[0].err = unit[0].run(context.WithoutCancel(unit[0].ctx), w)
+		case len(unit) == 1:
+			unit[0].err = w.inSavepoint(context.WithoutCancel(unit[0].ctx), unit[0].run)
+			err = brokenErr(unit[0].err)
+		default:
+			err = g.runUnit(ctx, w, unit)
+		}
+		if err != nil {
+			// The transaction cannot go on: nothing of it is stored.
+			_ = tx.Rollback()
+			g.onFailure(w.current)
+			for _, u := range units {
+				for _, o := range u {
+					o.err = err
+				}
+			}
+			return
+		}
+	}
+	var stored []*writeOp
+	for _, op := range live {
+		if op.err == nil {
+			stored = append(stored, op)
+		}
+	}
+	if len(stored) == 0 {
+		_ = tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		// The outcome is unknown; the next change reads the calls afresh.
+		g.onFailure(w.current)
+		for _, op := range stored {
+			op.err = fmt.Errorf("store: commit: %w", err)
+		}
+		return
+	}
+	g.onCommit(w.current)
+}
+
+// runUnit applies several changes to one call: together when it can, one
+// by one (each in a savepoint) when it cannot. It returns an error only
+// when the transaction is broken.
+func (g *groupWriter) runUnit(ctx context.Context, w *writeTx, unit []*writeOp) error {
+	if _, err := w.tx.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
+		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+	}
+	together := g.coalesce != nil && g.coalesce(ctx, w, unit)
+	if !together {
+		if _, err := w.tx.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
+			return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
+		}
+	}
+	if _, err := w.tx.ExecContext(ctx, `RELEASE unit`); err != nil {
+		return fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
+	}
+	if together {
+		g.together.Add(int64(len(unit)))
+		return nil
+	}
+	for _, op := range unit {
+		op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
+		if err := brokenErr(op.err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// coalescable splits a batch into units run in order: the applies to one
+// call form one unit, at the place of the first of them; every other write
+// is a unit of its own. Moving an apply ahead of other writes in the same
+// transaction is harmless: they commit together, and none of them reads
+// what an apply writes but the call's own changes, which keep their order.
+func coalescable(ops []*writeOp) [][]*writeOp {
+	units := make([][]*writeOp, 0, len(ops))
+	at := map[string]int{}
+	for _, op := range ops {
+		if op.apply == nil {
+			units = append(units, []*writeOp{op})
+			continue
+		}
+		if i, ok := at[op.apply.id]; ok {
+			units[i] = append(units[i], op)
+			continue
+		}
+		at[op.apply.id] = len(units)
+		units = append(units, []*writeOp{op})
+	}
+	return units
+}
+
+func brokenErr(err error) error {
+	if errors.Is(err, errBatchBroken) {
+		return err
+	}
+	return nil
+}
+
+// errBatchBroken marks an error after which the shared transaction cannot
+// be used (a savepoint that could not be rolled back to).
+var errBatchBroken = errors.New("store: write transaction broken")
+
+// writeTx is the transaction a write runs in, shared with the other writes
+// of its batch.
+type writeTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+	// current holds the calls this transaction has read or changed, as
+	// they stand in it: a later change of one of them in the same batch
+	// starts from it instead of reading the call again. Only the writes of
+	// the batch touch the database while it runs (SQLite's one writer
+	// connection), so the copy stays exact until the batch ends. A write
+	// records a call here only once it has succeeded.
+	current map[string]*calls.Call
+}
+
+// surfacesChanged records that the call's surfaces (their delivery state)
+// were written outside a change of the call: a later change in the batch
+// reads the call again rather than start from a copy that lacks it.
+func (w *writeTx) surfacesChanged(callID string) { delete(w.current, callID) }
+
+// inSavepoint runs fn so that an error from it undoes exactly what fn
+// wrote, and what fn recorded in changed.
+func (w *writeTx) inSavepoint(ctx context.Context, fn func(ctx context.Context, w *writeTx) error) error {
+	if _, err := w.tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
+		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+	}
+	err := fn(ctx, w)
+	if err != nil {
+		if _, rerr := w.tx.ExecContext(ctx, `ROLLBACK TO write`); rerr != nil {
+			return fmt.Errorf("%w: rollback to savepoint: %w (after %w)", errBatchBroken, rerr, err)
+		}
+	}
+	if _, rerr := w.tx.ExecContext(ctx, `RELEASE write`); rerr != nil {
+		return fmt.Errorf("%w: release savepoint: %w", errBatchBroken, rerr)
+	}
+	return err
+}
+
+// ExecContext, QueryContext and QueryRowContext run a statement in the
+// transaction, prepared once per writer connection when the store keeps
+// prepared statements (SQLite, where parsing is a large share of a small
+// statement's cost; pgx caches statements by itself).
+func (w *writeTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := w.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return w.tx.ExecContext(ctx, query, args...)
+}
+
+func (w *writeTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := w.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return w.tx.QueryContext(ctx, query, args...)
+}
+
+func (w *writeTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := w.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return w.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (w *writeTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if w.stmts == nil {
+		return nil
+	}
+	st := w.stmts.get(query)
+	if st == nil {
+		return nil
+	}
+	// A transaction's statement from a prepared one reuses what is
+	// prepared on the transaction's connection.
+	return w.tx.StmtContext(ctx, st)
+}
+
+// stmtCache keeps prepared statements by query text, up to a bound: the
+// queries of a write are a few fixed shapes, and the odd shape (a long IN
+// list) is simply not kept.
+//
+// A statement is prepared between batches, never during one: SQLite's
+// writer pool has one connection, which the batch's transaction holds, so
+// preparing on the pool then would wait for itself. A query first seen in
+// a batch runs unprepared and is prepared before the next.
+type stmtCache struct {
+	db     *sql.DB
+	mu     sync.Mutex
+	m      map[string]*sql.Stmt
+	wanted map[string]bool
+}
+
+const stmtCacheSize = 128
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, m: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
+}
+
+// get returns the prepared statement for query, or nil when it is not
+// prepared yet (it will be, if there is room).
+func (c *stmtCache) get(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st
+	}
+	if len(c.m)+len(c.wanted) < stmtCacheSize {
+		c.wanted[query] = true
+	}
+	return nil
+}
+
+// prepareWanted prepares the queries asked for since the last call. A
+// query that fails to prepare is left to the plain path, which reports
+// its error to the write that runs it.
+func (c *stmtCache) prepareWanted(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q := range c.wanted {
+		delete(c.wanted, q)
+		if st, err := c.db.PrepareContext(ctx, q); err == nil {
+			c.m[q] = st
+		}
+	}
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.m {
+		st.Close()
+		delete(c.m, q)
+	}
+}
+
+// write runs fn in a transaction: the group writer's shared one when the
+// store has one (SQLite), else a transaction of its own (PostgreSQL, whose
+// row locks let writes to different calls run side by side). It returns
+// once the transaction has committed, or with fn's error and nothing of
+// fn's stored.
+func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *writeTx) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, fn)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	w := &writeTx{tx: tx, current: map[string]*calls.Call{}}
+	if err := fn(ctx, w); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		// The outcome is unknown; the next change reads the calls afresh.
+		s.forget(w.current)
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	s.remember(w.current)
+	return nil
+}
+
+// remember caches the members and roster of calls a committed transaction
+// left as they are.
+func (s *SQL) remember(current map[string]*calls.Call) {
+	for _, c := range current {
+		s.children.put(c)
+	}
+}
+
+// forget drops the cached children of calls whose stored state is unknown.
+func (s *SQL) forget(current map[string]*calls.Call) {
+	for id := range current {
+		s.children.drop(id)
+	}
+}

@@ -1,0 +1,351 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// holdWriter runs a write that blocks the SQLite group writer until the
+// returned release is called, so that writes submitted meanwhile queue up
+// and run as one batch.
+func holdWriter(t *testing.T, s *SQL, id string) (release func()) {
+	t.Helper()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, err := s.UpdateCall(t.Context(), id, nil, func(c *calls.Call) ([]calls.Event, error) {
+			close(entered)
+			<-gate
+			return nil, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	<-entered
+	return sync.OnceFunc(func() { close(gate) })
+}
+
+// waitQueued waits until n writes are queued behind the writer.
+func waitQueued(t *testing.T, s *SQL, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.group.waiting.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", s.group.waiting.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupCommitIsolatesFailedChanges runs, in one shared transaction,
+// changes that succeed, changes the domain refuses after their delivery
+// mark was written, and redeliveries of a mark taken earlier in the same
+// batch. Each caller must see exactly its own outcome, and the store must
+// hold exactly the successful changes: a refused change leaves no mark and
+// no event behind, and the accepted ones all survive a reopen.
+func TestGroupCommitIsolatesFailedChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 3), nil); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriter(t, s, "hot")
+	defer release()
+	batchesBefore := s.group.batches.Load()
+
+	const n = 60
+	refused := errors.New("refused by the domain")
+	type outcome struct {
+		kind string // "ok", "refused", "duplicate"
+		err  error
+	}
+	results := make([]outcome, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		kind := []string{"ok", "refused", "duplicate"}[i%3]
+		results[i].kind = kind
+		wg.Go(func() {
+			// A duplicate reuses the mark of the "ok" write just before it.
+			markOf := i
+			if kind == "duplicate" {
+				markOf = i - 2
+			}
+			mark := &calls.DeliveryMark{Source: "test", ID: fmt.Sprintf("m%d", markOf), At: time.Now()}
+			_, err := s.UpdateCall(t.Context(), "hot", mark, func(c *calls.Call) ([]calls.Event, error) {
+				if kind == "refused" {
+					return nil, refused
+				}
+				return join(fmt.Sprintf("j%03d", i), int64(10+i))(c)
+			})
+			results[i].err = err
+		})
+	}
+	waitQueued(t, s, n)
+	release()
+	wg.Wait()
+
+	// A writer counted as queued may not have reached its send yet when
+	// the writer drains the queue: it then runs in a batch of its own.
+	if got := s.group.batches.Load() - batchesBefore; got > 3 {
+		t.Errorf("the %d queued writes ran in %d transactions, want them to share one or two", n, got)
+	}
+	oks := 0
+	for i, r := range results {
+		switch r.kind {
+		case "ok":
+			// A duplicate may win its mark's race against the "ok" write
+			// it copies: then the "ok" is the duplicate.
+			if r.err != nil && !errors.Is(r.err, calls.ErrDuplicateDelivery) {
+				t.Errorf("write %d: %v", i, r.err)
+			}
+		case "refused":
+			if !errors.Is(r.err, refused) {
+				t.Errorf("refused write %d: got %v", i, r.err)
+			}
+		}
+		if r.err == nil {
+			oks++
+		}
+	}
+	if oks != n/3 {
+		t.Errorf("%d writes succeeded, want %d", oks, n/3)
+	}
+
+	// Reopen: what is stored is what was acknowledged, and nothing else.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = OpenSQLite(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.GetCall(t.Context(), "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1 + n/3); c.Version != want {
+		t.Errorf("version %d, want %d", c.Version, want)
+	}
+	if got, want := len(c.Participants), 3+n/3; got != want {
+		t.Errorf("%d participants, want %d", got, want)
+	}
+	evs, err := s.Events(t.Context(), "hot", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != n/3 {
+		t.Errorf("%d events stored, want %d", len(evs), n/3)
+	}
+	for i := range n {
+		if i%3 != 1 {
+			continue
+		}
+		// The refused write's mark was rolled back with it: its
+		// redelivery is new.
+		fresh, err := s.MarkOnce(t.Context(), calls.DeliveryMark{Source: "test", ID: fmt.Sprintf("m%d", i), At: time.Now()})
+		if err != nil || !fresh {
+			t.Errorf("mark of refused write %d: fresh %v, err %v; want it absent", i, fresh, err)
+		}
+	}
+}
+
+// TestGroupCommitSkipsCancelledWrites: a write whose context ends while
+// it waits for its turn is not run and writes nothing.
+func TestGroupCommitSkipsCancelledWrites(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.CreateCall(t.Context(), rosterCall("c", 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriter(t, s, "c")
+	defer release()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() {
+		_, err := s.UpdateCall(ctx, "c", nil, join("late", 5))
+		done <- err
+	}()
+	waitQueued(t, s, 1)
+	cancel()
+	err = <-done
+	release()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled write: %v, want context.Canceled", err)
+	}
+	c, err := s.GetCall(t.Context(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 1 {
+		t.Errorf("version %d after a cancelled write, want 1", c.Version)
+	}
+}
+
+// BenchmarkUpdateCallLargeRoster is one join or leave on a call whose
+// roster holds 2,000 people and 4,000 marks: the per-event cost a storm on
+// a busy call pays, run from 32 goroutines so that the group writer
+// batches.
+func BenchmarkUpdateCallLargeRoster(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	c := rosterCall("big", 2000)
+	for i := range 2000 {
+		c.Seqs[fmt.Sprintf("gone%04d", i)] = calls.RosterMark{Seq: 1}
+	}
+	if _, _, err := s.CreateCall(ctx, c, nil); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			who := fmt.Sprintf("x%d", i/2)
+			_, err := s.UpdateCall(ctx, "big", nil, func(c *calls.Call) ([]calls.Event, error) {
+				// Each identity joins, then leaves.
+				ev, ok := c.MarkPresence(who, "", i%2 == 0, i, time.Now())
+				if !ok {
+					return nil, nil
+				}
+				return []calls.Event{ev}, nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// TestApplyCallTogether queues joins, redeliveries and (in the second
+// case) one change the domain refuses on one call behind a held writer.
+// Without a refusal they are applied together to one copy of the call;
+// with one, the writer falls back to one copy per change. Either way each
+// caller gets its own outcome and the store holds exactly the accepted
+// changes: one version and one event per accepted join, the roster exact.
+func TestApplyCallTogether(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refusal=%v", refuse), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a.db")
+			s, err := OpenSQLite(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 5), nil); err != nil {
+				t.Fatal(err)
+			}
+			release := holdWriter(t, s, "hot")
+			defer release()
+			togetherBefore := s.group.together.Load()
+
+			const n = 40
+			refused := errors.New("refused")
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					markOf := i
+					if i%4 == 3 {
+						markOf = i - 1 // a redelivery of the write before it
+					}
+					mark := &calls.DeliveryMark{Source: "p", ID: fmt.Sprintf("m%d", markOf), At: time.Now()}
+					errs[i] = s.ApplyCall(t.Context(), "hot", mark, func(c *calls.Call) ([]calls.Event, error) {
+						if refuse && i == 17 {
+							// Changes the copy, then refuses: the
+							// fallback must not keep the half change.
+							c.Title = "half-changed"
+							return nil, refused
+						}
+						return join(fmt.Sprintf("j%02d", markOf), 100)(c)
+					})
+				})
+			}
+			waitQueued(t, s, n)
+			release()
+			wg.Wait()
+
+			accepted := 0
+			for i, err := range errs {
+				switch {
+				case refuse && i == 17:
+					if !errors.Is(err, refused) {
+						t.Errorf("refused change: %v", err)
+					}
+				case errors.Is(err, calls.ErrDuplicateDelivery):
+				case err != nil:
+					t.Errorf("change %d: %v", i, err)
+				default:
+					accepted++
+				}
+			}
+			wantAccepted := n - n/4
+			if refuse {
+				wantAccepted--
+			}
+			if accepted != wantAccepted {
+				t.Errorf("%d changes accepted, want %d", accepted, wantAccepted)
+			}
+			together := s.group.together.Load() - togetherBefore
+			// A change counted as queued may not have reached the writer
+			// when it drains the queue, and runs in a later batch: the
+			// bounds leave room for a few such stragglers.
+			if refuse && together > n/2 {
+				t.Errorf("%d changes applied together despite a refusal among them, want the one-by-one fallback", together)
+			}
+			if !refuse && together < n/2 {
+				t.Errorf("%d of %d changes applied together", together, n)
+			}
+
+			// Read back from a fresh store so no cache answers.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := OpenSQLite(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			c, err := r.GetCall(t.Context(), "hot")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Title == "half-changed" {
+				t.Error("the refused change's edit was stored")
+			}
+			if want := int64(1 + wantAccepted); c.Version != want {
+				t.Errorf("version %d, want %d", c.Version, want)
+			}
+			if got, want := len(c.Participants), 5+wantAccepted; got != want {
+				t.Errorf("%d participants, want %d", got, want)
+			}
+			evs, err := r.Events(t.Context(), "hot", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != wantAccepted {
+				t.Errorf("%d events, want %d", len(evs), wantAccepted)
+			}
+			for i := 1; i < len(evs); i++ {
+				if evs[i].Seq <= evs[i-1].Seq {
+					t.Errorf("event seqs out of order: %d after %d", evs[i].Seq, evs[i-1].Seq)
+				}
+			}
+		})
+	}
+}
