@@ -222,12 +222,21 @@ func (noMetrics) DeliveryDone(string, string, time.Duration) {}
 // runLoop runs pass in `parallel` goroutines until ctx ends. Each loops
 // straight on while passes find work, and otherwise sleeps until a wake-up
 // or poll. Errors are logged and retried on the next poll.
+//
+// Only the first goroutine listens to wake: a change wakes one pass, not
+// `parallel` of them (under load, most wake-ups find nothing new, and
+// each pass costs a query). A pass that finds work wakes the others, so
+// a burst still gets every goroutine.
 func runLoop(ctx context.Context, parallel int, wake *Wake, poll time.Duration, pass func(context.Context) (int, error), log *slog.Logger, what string) {
 	done := make(chan struct{})
-	for range parallel {
+	helpers := NewWake()
+	for i := range parallel {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			woken, stop := wake.Subscribe()
+			woken, stop := helpers.Subscribe()
+			if i == 0 {
+				woken, stop = wake.Subscribe()
+			}
 			defer stop()
 			t := time.NewTimer(0)
 			defer t.Stop()
@@ -240,6 +249,7 @@ func runLoop(ctx context.Context, parallel int, wake *Wake, poll time.Duration, 
 					log.ErrorContext(ctx, what+" pass failed", "err", err)
 				}
 				if n > 0 && err == nil {
+					helpers.Local()
 					continue
 				}
 				t.Reset(poll)

@@ -34,7 +34,7 @@ const maxBatch = 256
 // writeOp is one write waiting for the group writer.
 type writeOp struct {
 	ctx  context.Context
-	run  func(ctx context.Context, w *writeTx) error
+	run  func(ctx context.Context, w *txn) error
 	err  error
 	done chan struct{}
 	// apply, when set, is a change to one call that may be applied
@@ -60,7 +60,7 @@ type groupWriter struct {
 	// coalesce applies several applyOps to one call as one write, setting
 	// each op's err; false means it could not (nothing of it is kept) and
 	// the ops run one by one instead.
-	coalesce func(ctx context.Context, w *writeTx, ops []*writeOp) bool
+	coalesce func(ctx context.Context, w *txn, ops []*writeOp) bool
 
 	// waiting counts writes handed to do and not yet taken by the writer;
 	// batches and batched count transactions run and writes in them;
@@ -72,7 +72,7 @@ type groupWriter struct {
 var errStoreClosed = errors.New("store: closed")
 
 func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(map[string]*calls.Call),
-	coalesce func(context.Context, *writeTx, []*writeOp) bool) *groupWriter {
+	coalesce func(context.Context, *txn, []*writeOp) bool) *groupWriter {
 	g := &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
 		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce}
 	go g.loop()
@@ -85,7 +85,7 @@ func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(map[s
 // but not its cancellation: cancelling one request must not interrupt a
 // statement of a transaction that others share. A request whose ctx ends
 // before its turn is not run.
-func (g *groupWriter) do(ctx context.Context, fn func(ctx context.Context, w *writeTx) error) error {
+func (g *groupWriter) do(ctx context.Context, fn func(ctx context.Context, w *txn) error) error {
 	return g.submit(&writeOp{ctx: ctx, run: fn, done: make(chan struct{})})
 }
 
@@ -168,7 +168,7 @@ func (g *groupWriter) run(ops []*writeOp) {
 		}
 		return
 	}
-	w := &writeTx{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}}
+	w := &txn{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}}
 	units := coalescable(live)
 	// A batch of one needs no savepoint: its failure rolls back the whole
 	// transaction, which holds nothing else.
@@ -220,7 +220,7 @@ func (g *groupWriter) run(ops []*writeOp) {
 // runUnit applies several changes to one call: together when it can, one
 // by one (each in a savepoint) when it cannot. It returns an error only
 // when the transaction is broken.
-func (g *groupWriter) runUnit(ctx context.Context, w *writeTx, unit []*writeOp) error {
+func (g *groupWriter) runUnit(ctx context.Context, w *txn, unit []*writeOp) error {
 	if _, err := w.tx.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
 		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
 	}
@@ -280,9 +280,10 @@ func brokenErr(err error) error {
 // be used (a savepoint that could not be rolled back to).
 var errBatchBroken = errors.New("store: write transaction broken")
 
-// writeTx is the transaction a write runs in, shared with the other writes
-// of its batch.
-type writeTx struct {
+// txn is a transaction of the store with prepared statements: the one a
+// write runs in, shared with the other writes of its batch, or a
+// snapshot read.
+type txn struct {
 	tx    *sql.Tx
 	stmts *stmtCache
 	// current holds the calls this transaction has read or changed, as
@@ -297,11 +298,11 @@ type writeTx struct {
 // surfacesChanged records that the call's surfaces (their delivery state)
 // were written outside a change of the call: a later change in the batch
 // reads the call again rather than start from a copy that lacks it.
-func (w *writeTx) surfacesChanged(callID string) { delete(w.current, callID) }
+func (w *txn) surfacesChanged(callID string) { delete(w.current, callID) }
 
 // inSavepoint runs fn so that an error from it undoes exactly what fn
 // wrote, and what fn recorded in changed.
-func (w *writeTx) inSavepoint(ctx context.Context, fn func(ctx context.Context, w *writeTx) error) error {
+func (w *txn) inSavepoint(ctx context.Context, fn func(ctx context.Context, w *txn) error) error {
 	if _, err := w.tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
 		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
 	}
@@ -321,28 +322,28 @@ func (w *writeTx) inSavepoint(ctx context.Context, fn func(ctx context.Context, 
 // transaction, prepared once per writer connection when the store keeps
 // prepared statements (SQLite, where parsing is a large share of a small
 // statement's cost; pgx caches statements by itself).
-func (w *writeTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (w *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := w.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return w.tx.ExecContext(ctx, query, args...)
 }
 
-func (w *writeTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (w *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := w.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return w.tx.QueryContext(ctx, query, args...)
 }
 
-func (w *writeTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (w *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := w.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return w.tx.QueryRowContext(ctx, query, args...)
 }
 
-func (w *writeTx) stmt(ctx context.Context, query string) *sql.Stmt {
+func (w *txn) stmt(ctx context.Context, query string) *sql.Stmt {
 	if w.stmts == nil {
 		return nil
 	}
@@ -418,7 +419,7 @@ func (c *stmtCache) close() {
 // row locks let writes to different calls run side by side). It returns
 // once the transaction has committed, or with fn's error and nothing of
 // fn's stored.
-func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *writeTx) error) error {
+func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *txn) error) error {
 	if s.group != nil {
 		return s.group.do(ctx, fn)
 	}
@@ -426,7 +427,7 @@ func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *writeTx
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	w := &writeTx{tx: tx, current: map[string]*calls.Call{}}
+	w := &txn{tx: tx, current: map[string]*calls.Call{}}
 	if err := fn(ctx, w); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -453,4 +454,31 @@ func (s *SQL) forget(current map[string]*calls.Call) {
 	for id := range current {
 		s.children.drop(id)
 	}
+}
+
+// readRow runs a single-row query on the reader pool, prepared when the
+// store keeps prepared statements (SQLite).
+func (s *SQL) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.reads != nil {
+		s.reads.prepareWanted(ctx)
+		if st := s.reads.get(query); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+	}
+	return s.r.QueryRowContext(ctx, query, args...)
+}
+
+// readTx begins a snapshot read whose statements are prepared like
+// readRow's. Statements are prepared before the transaction takes its
+// connection, so preparing never waits for a connection this goroutine
+// holds.
+func (s *SQL) readTx(ctx context.Context) (*txn, error) {
+	if s.reads != nil {
+		s.reads.prepareWanted(ctx)
+	}
+	tx, err := s.r.BeginTx(ctx, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	return &txn{tx: tx, stmts: s.reads}, nil
 }

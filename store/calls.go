@@ -75,7 +75,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		stored  calls.Call
 		created bool
 	)
-	err = s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *txn) error {
 		// Insert-if-absent in one statement: concurrent creators of one id
 		// wait on the primary key, and all but the first insert nothing.
 		res, err := tx.ExecContext(ctx, s.d.q(insertCall), args...)
@@ -129,12 +129,19 @@ func (s *SQL) GetCall(ctx context.Context, id string) (calls.Call, error) {
 	if err != nil {
 		return calls.Call{}, err
 	}
-	tx, err := s.r.BeginTx(ctx, snapshot)
+	tx, err := s.readTx(ctx)
 	if err != nil {
 		return calls.Call{}, fmt.Errorf("store: get call %s: begin: %w", nid, err)
 	}
-	defer tx.Rollback() // read-only: nothing to commit
-	return s.loadCall(ctx, tx, nid, false)
+	defer tx.tx.Rollback() // read-only: nothing to commit
+	// The outbox reads a busy call for every card edit: its roster comes
+	// from the cache when the snapshot's version is the cached one. The
+	// caller gets its own copy.
+	c, shared, err := s.loadCached(ctx, tx, nid, "")
+	if err != nil || !shared {
+		return c, err
+	}
+	return c.Clone(), nil
 }
 
 // FindBySurface returns the newest call that is not over and is shown on
@@ -200,7 +207,7 @@ func (s *SQL) FindByRoom(ctx context.Context, provider, room string) (calls.Call
 // only the index (calls.RoomIndex).
 func (s *SQL) FindIDByRoom(ctx context.Context, provider, room string) (string, error) {
 	var id string
-	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT id FROM calls WHERE provider = ? AND room_name = ? ORDER BY created_at DESC, id DESC LIMIT 1`), provider, room).Scan(&id)
+	err := s.readRow(ctx, s.d.q(`SELECT id FROM calls WHERE provider = ? AND room_name = ? ORDER BY created_at DESC, id DESC LIMIT 1`), provider, room).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("store: no call in room %q at provider %q: %w", room, provider, calls.ErrNotFound)
 	}
@@ -223,7 +230,7 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMar
 		return calls.Call{}, err
 	}
 	var u update
-	err = s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *txn) error {
 		return s.updateOne(ctx, tx, nid, mark, change, &u)
 	})
 	if err != nil {
@@ -245,7 +252,7 @@ type update struct {
 }
 
 // updateOne is UpdateCall's write, in tx.
-func (s *SQL) updateOne(ctx context.Context, tx *writeTx, nid string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error), u *update) error {
+func (s *SQL) updateOne(ctx context.Context, tx *txn, nid string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error), u *update) error {
 	// The mark goes first: a concurrent redelivery waits here on the mark's
 	// key, and finds it taken once this transaction commits.
 	if mark != nil {
@@ -286,7 +293,7 @@ func (s *SQL) updateOne(ctx context.Context, tx *writeTx, nid string, mark *call
 
 // writeCall stores next over cur (the call as loaded, at its version) with
 // the events.
-func (s *SQL) writeCall(ctx context.Context, tx *writeTx, cur, next *calls.Call, evs []calls.Event) error {
+func (s *SQL) writeCall(ctx context.Context, tx *txn, cur, next *calls.Call, evs []calls.Event) error {
 	if err := s.writeCallRow(ctx, tx, next, cur.Version); err != nil {
 		return err
 	}
@@ -307,7 +314,7 @@ func (s *SQL) ApplyCall(ctx context.Context, id string, mark *calls.DeliveryMark
 	if err != nil {
 		return err
 	}
-	run := func(ctx context.Context, tx *writeTx) error {
+	run := func(ctx context.Context, tx *txn) error {
 		return s.updateOne(ctx, tx, nid, mark, change, &update{})
 	}
 	if s.group == nil {
@@ -331,7 +338,7 @@ type applyOp struct {
 // change. Any other failure, a change's error included, returns false:
 // the copy may hold part of that change, so the writer rolls the unit back
 // and runs the changes one by one, each on a copy of its own.
-func (s *SQL) applyTogether(ctx context.Context, tx *writeTx, ops []*writeOp) bool {
+func (s *SQL) applyTogether(ctx context.Context, tx *txn, ops []*writeOp) bool {
 	id := ops[0].apply.id
 	cur, err := s.loadForUpdate(ctx, tx, id)
 	if err != nil {
@@ -378,7 +385,7 @@ func (s *SQL) applyTogether(ctx context.Context, tx *writeTx, ops []*writeOp) bo
 }
 
 // writeCallRow stores c's calls row over the one at version prev.
-func (s *SQL) writeCallRow(ctx context.Context, tx *writeTx, c *calls.Call, prev int64) error {
+func (s *SQL) writeCallRow(ctx context.Context, tx *txn, c *calls.Call, prev int64) error {
 	args, err := callArgs(s.d, c)
 	if err != nil {
 		return err
@@ -400,7 +407,7 @@ func (s *SQL) writeCallRow(ctx context.Context, tx *writeTx, c *calls.Call, prev
 // writeChanges writes the children that differ between cur (as loaded)
 // and next (as changed, at its new version), and sets next's surfaces to
 // what is stored for them.
-func (s *SQL) writeChanges(ctx context.Context, tx *writeTx, cur, next *calls.Call) error {
+func (s *SQL) writeChanges(ctx context.Context, tx *txn, cur, next *calls.Call) error {
 	if !slices.Equal(cur.Members, next.Members) {
 		if err := s.writeMembers(ctx, tx, next.ID, next.Members, true); err != nil {
 			return err
@@ -419,7 +426,7 @@ func (s *SQL) writeChanges(ctx context.Context, tx *writeTx, cur, next *calls.Ca
 // writeSurfaces inserts the surfaces next has and cur lacks, and makes
 // every surface of the call want next's version. A change never removes a
 // surface, so next's surfaces become cur's followed by the new ones.
-func (s *SQL) writeSurfaces(ctx context.Context, tx *writeTx, cur, next *calls.Call) error {
+func (s *SQL) writeSurfaces(ctx context.Context, tx *txn, cur, next *calls.Call) error {
 	due := dueAt(next.UpdatedAt)
 	var added []calls.Surface
 	for _, sf := range next.Surfaces {
@@ -596,7 +603,7 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 // insertEvents appends events to the log, one statement each so the
 // database assigns increasing sequence numbers in the order given, and
 // records each assigned number in evs.
-func (s *SQL) insertEvents(ctx context.Context, tx *writeTx, evs []calls.Event) error {
+func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) error {
 	for i, e := range evs {
 		err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At)).Scan(&evs[i].Seq)
@@ -760,7 +767,7 @@ func needsRoom(c *calls.Call) bool { return c.Room.Name == "" && !c.State.Termin
 
 // syncRoomJob keeps a room job exactly while the call needs a room: the
 // transaction that stores the room or ends the call removes it.
-func (s *SQL) syncRoomJob(ctx context.Context, tx *writeTx, cur, next *calls.Call) error {
+func (s *SQL) syncRoomJob(ctx context.Context, tx *txn, cur, next *calls.Call) error {
 	switch had, wants := needsRoom(cur), needsRoom(next); {
 	case had && !wants:
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM room_jobs WHERE call_id = ?`), next.ID); err != nil {
@@ -775,7 +782,7 @@ func (s *SQL) syncRoomJob(ctx context.Context, tx *writeTx, cur, next *calls.Cal
 }
 
 // insertRoomJob stores a room job due at due, unless the call has one.
-func (s *SQL) insertRoomJob(ctx context.Context, tx *writeTx, id string, due time.Time) error {
+func (s *SQL) insertRoomJob(ctx context.Context, tx *txn, id string, due time.Time) error {
 	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO room_jobs (call_id, attempts, created_at, next_attempt_at, last_error, lease_owner)
 		VALUES (?, 0, ?, ?, '', '') ON CONFLICT (call_id) DO NOTHING`), id, s.d.timeArg(due), s.d.timeArg(due))
 	if err != nil {
@@ -787,7 +794,7 @@ func (s *SQL) insertRoomJob(ctx context.Context, tx *writeTx, id string, due tim
 // insertMark records a delivery mark, failing with ErrDuplicateDelivery
 // when it is recorded already. The primary key decides between concurrent
 // marks of one delivery: the second waits for the first to commit.
-func (s *SQL) insertMark(ctx context.Context, tx *writeTx, m calls.DeliveryMark) error {
+func (s *SQL) insertMark(ctx context.Context, tx *txn, m calls.DeliveryMark) error {
 	res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO deliveries (source, delivery_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (source, delivery_id) DO NOTHING`),
 		m.Source, m.ID, s.d.timeArg(m.At))
 	if err != nil {
@@ -806,7 +813,7 @@ func (s *SQL) insertMark(ctx context.Context, tx *writeTx, m calls.DeliveryMark)
 // MarkOnce records a mark in a transaction of its own and reports whether
 // it was new.
 func (s *SQL) MarkOnce(ctx context.Context, m calls.DeliveryMark) (bool, error) {
-	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *txn) error {
 		return s.insertMark(ctx, tx, m)
 	})
 	if errors.Is(err, calls.ErrDuplicateDelivery) {

@@ -161,7 +161,7 @@ func rosterRows(c *calls.Call) map[string]rosterRow {
 // writeRoster brings call_roster from the rows in from to those in to,
 // touching only identities whose row differs: a join or leave in a large
 // call writes one row.
-func (s *SQL) writeRoster(ctx context.Context, tx *writeTx, id string, from, to map[string]rosterRow) error {
+func (s *SQL) writeRoster(ctx context.Context, tx *txn, id string, from, to map[string]rosterRow) error {
 	var gone []string
 	changed := map[string]rosterRow{}
 	for identity := range from {
@@ -180,7 +180,7 @@ func (s *SQL) writeRoster(ctx context.Context, tx *writeTx, id string, from, to 
 
 // writeRosterRows deletes the rows of the identities in goneIDs and
 // upserts the rows in changed.
-func (s *SQL) writeRosterRows(ctx context.Context, tx *writeTx, id string, goneIDs []string, changed map[string]rosterRow) error {
+func (s *SQL) writeRosterRows(ctx context.Context, tx *txn, id string, goneIDs []string, changed map[string]rosterRow) error {
 	gone := make([]any, len(goneIDs))
 	for i, g := range goneIDs {
 		gone[i] = g
@@ -214,7 +214,7 @@ func (s *SQL) writeRosterRows(ctx context.Context, tx *writeTx, id string, goneI
 
 // writeMembers replaces the call's members. Callers skip it when the
 // members did not change, which is nearly always.
-func (s *SQL) writeMembers(ctx context.Context, tx *writeTx, id string, members []calls.Member, replace bool) error {
+func (s *SQL) writeMembers(ctx context.Context, tx *txn, id string, members []calls.Member, replace bool) error {
 	if replace {
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM call_members WHERE call_id = ?`), id); err != nil {
 			return fmt.Errorf("store: write call %s members: %w", id, err)
@@ -232,7 +232,7 @@ func (s *SQL) writeMembers(ctx context.Context, tx *writeTx, id string, members 
 
 // insertSurfaces inserts surfaces, with the delivery state they carry, at
 // positions from pos on.
-func (s *SQL) insertSurfaces(ctx context.Context, tx *writeTx, id string, pos int, sfs []calls.Surface) error {
+func (s *SQL) insertSurfaces(ctx context.Context, tx *txn, id string, pos int, sfs []calls.Surface) error {
 	rows := make([][]any, len(sfs))
 	for i, sf := range sfs {
 		d := sf.Delivery
@@ -248,7 +248,7 @@ func (s *SQL) insertSurfaces(ctx context.Context, tx *writeTx, id string, pos in
 
 // insertRows inserts rows of equal width with multi-row VALUES statements,
 // each followed by suffix (an ON CONFLICT clause, or nothing).
-func (s *SQL) insertRows(ctx context.Context, tx *writeTx, into string, rows [][]any, suffix string) error {
+func (s *SQL) insertRows(ctx context.Context, tx *txn, into string, rows [][]any, suffix string) error {
 	for len(rows) > 0 {
 		width := len(rows[0])
 		n := min(len(rows), chunk/width)

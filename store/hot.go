@@ -79,30 +79,42 @@ func (cc *childCache) drop(id string) {
 	delete(cc.m, id)
 }
 
-// loadForUpdate reads the call locked for the transaction, taking members
-// and roster from the cache when it holds the stored version. The call
-// returned shares the cache's slices: it must not be changed (UpdateCall
+// loadForUpdate reads the call locked for the transaction: as an earlier
+// write of the same batch left it, or with members and roster from the
+// cache when it holds the stored version. The call returned may share
+// the batch's or the cache's slices: it must not be changed (UpdateCall
 // changes a Clone).
-func (s *SQL) loadForUpdate(ctx context.Context, tx *writeTx, id string) (calls.Call, error) {
+func (s *SQL) loadForUpdate(ctx context.Context, tx *txn, id string) (calls.Call, error) {
 	if c, ok := tx.current[id]; ok {
 		return *c, nil
 	}
-	c, err := scanCall(tx.QueryRowContext(ctx, s.d.q(selectCalls+` WHERE id = ?`+s.d.forUpdate), id))
+	c, _, err := s.loadCached(ctx, tx, id, s.d.forUpdate)
+	return c, err
+}
+
+// loadCached reads the calls row with q (suffix after its WHERE, a row
+// lock or nothing) and takes members and roster from the cache when it
+// holds the row's version, reading only the surfaces (whose delivery state
+// changes without a new version); otherwise it reads the children. shared
+// reports whether the call holds the cache's slices, which must not be
+// changed.
+func (s *SQL) loadCached(ctx context.Context, q querier, id, suffix string) (c calls.Call, shared bool, err error) {
+	c, err = scanCall(q.QueryRowContext(ctx, s.d.q(selectCalls+` WHERE id = ?`+suffix), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return calls.Call{}, fmt.Errorf("store: call %s: %w", id, calls.ErrNotFound)
+		return calls.Call{}, false, fmt.Errorf("store: call %s: %w", id, calls.ErrNotFound)
 	}
 	if err != nil {
-		return calls.Call{}, fmt.Errorf("store: read call %s: %w", id, err)
+		return calls.Call{}, false, fmt.Errorf("store: read call %s: %w", id, err)
 	}
 	e, ok := s.children.get(id, c.Version)
 	if !ok {
-		if err := s.loadChildren(ctx, tx, []*calls.Call{&c}); err != nil {
-			return calls.Call{}, err
+		if err := s.loadChildren(ctx, q, []*calls.Call{&c}); err != nil {
+			return calls.Call{}, false, err
 		}
-		return c, nil
+		return c, false, nil
 	}
 	c.Members, c.Participants, c.Seqs = e.members, e.participants, e.seqs
-	err = s.eachRow(ctx, tx, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id = ? ORDER BY pos`, []any{id}, func(r *sql.Rows) error {
+	err = s.eachRow(ctx, q, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id = ? ORDER BY pos`, []any{id}, func(r *sql.Rows) error {
 		_, sf, err := scanSurface(r)
 		if err != nil {
 			return err
@@ -111,9 +123,9 @@ func (s *SQL) loadForUpdate(ctx context.Context, tx *writeTx, id string) (calls.
 		return nil
 	})
 	if err != nil {
-		return calls.Call{}, fmt.Errorf("store: read call surfaces: %w", err)
+		return calls.Call{}, false, fmt.Errorf("store: read call surfaces: %w", err)
 	}
-	return c, nil
+	return c, true, nil
 }
 
 // rosterChanges returns the call_roster rows that differ between cur and

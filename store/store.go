@@ -41,9 +41,10 @@ type SQL struct {
 	// group runs SQLite's writes in shared transactions (see groupWriter);
 	// nil for PostgreSQL.
 	group *groupWriter
-	// stmts keeps the writer's prepared statements; nil for PostgreSQL,
-	// whose driver caches statements by itself.
-	stmts *stmtCache
+	// stmts and reads keep the writer's and the readers' prepared
+	// statements; nil for PostgreSQL, whose driver caches statements by
+	// itself.
+	stmts, reads *stmtCache
 	// stopCheckpoints ends SQLite's background checkpointer; nil for
 	// PostgreSQL.
 	stopCheckpoints func()
@@ -147,6 +148,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	ck.SetMaxOpenConns(1)
 	s.stopCheckpoints = checkpoints(ck, checkpointEvery)
 	s.stmts = newStmtCache(w)
+	s.reads = newStmtCache(r)
 	s.group = newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
 	return s, nil
 }
@@ -238,6 +240,9 @@ func (s *SQL) Close() error {
 	}
 	if s.stmts != nil {
 		s.stmts.close()
+	}
+	if s.reads != nil {
+		s.reads.close()
 	}
 	if s.stopCheckpoints != nil {
 		s.stopCheckpoints()
