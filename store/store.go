@@ -102,6 +102,13 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	// stall every few dozen calls under load); the checkpointer does it
 	// in the background instead.
 	wq.Add("_pragma", "wal_autocheckpoint(0)")
+	// Every write runs in a savepoint of a shared transaction (group
+	// commit), and rolling back to one needs the pages' old contents: kept
+	// in a temporary file, that is a write system call per page touched.
+	// In memory it costs a copy. A larger page cache keeps a big batch from
+	// spilling dirty pages into the WAL before it commits.
+	wq.Add("_pragma", "temp_store(MEMORY)")
+	wq.Add("_pragma", "cache_size(-32768)")
 	// BEGIN IMMEDIATE takes the write lock up front. A deferred transaction
 	// that reads and then writes can fail with SQLITE_BUSY when another
 	// process wrote in between, and busy_timeout cannot help it.
