@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -40,7 +41,13 @@ type writeOp struct {
 	// apply, when set, is a change to one call that may be applied
 	// together with the batch's other applies to that call (ApplyCall).
 	apply *applyOp
+	// retries counts the times the write was put off to the next batch
+	// (see groupWriter.retryable).
+	retries int
 }
+
+// maxRetries bounds how often one write is put off to the next batch.
+const maxRetries = 3
 
 // groupWriter runs writeOps in shared transactions on db, one batch at a
 // time, from its own goroutine.
@@ -61,6 +68,12 @@ type groupWriter struct {
 	// each op's err; false means it could not (nothing of it is kept) and
 	// the ops run one by one instead.
 	coalesce func(ctx context.Context, w *txn, ops []*writeOp) bool
+	// retryable reports an error that a write may not get in a later
+	// transaction: on PostgreSQL, a deadlock with another replica's batch
+	// (each holds row locks the other wants). The write is rolled back to
+	// its savepoint and run again in the next batch, after this one has
+	// committed and released its locks. Nil for SQLite.
+	retryable func(error) bool
 
 	// waiting counts writes handed to do and not yet taken by the writer;
 	// batches and batched count transactions run and writes in them;
@@ -131,16 +144,25 @@ func (g *groupWriter) loop() {
 				break more
 			}
 		}
-		g.run(batch)
+		retry := g.run(batch)
 		clear(batch)
+		// Writes put off by a deadlock go first in the next batch.
+		for len(retry) > 0 {
+			batch = append(batch[:0], retry...)
+			retry = g.run(batch)
+			clear(batch)
+		}
 	}
 }
 
-// run executes one batch and answers its callers.
-func (g *groupWriter) run(ops []*writeOp) {
+// run executes one batch and answers its callers, but for those it puts
+// off to the next batch, which it returns.
+func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	defer func() {
 		for _, op := range ops {
-			close(op.done)
+			if !slices.Contains(retry, op) {
+				close(op.done)
+			}
 		}
 	}()
 	live := ops[:0:0]
@@ -198,8 +220,13 @@ func (g *groupWriter) run(ops []*writeOp) {
 	}
 	var stored []*writeOp
 	for _, op := range live {
-		if op.err == nil {
+		switch {
+		case op.err == nil:
 			stored = append(stored, op)
+		case g.retryable != nil && g.retryable(op.err) && op.retries < maxRetries:
+			op.retries++
+			op.err = nil
+			retry = append(retry, op)
 		}
 	}
 	if len(stored) == 0 {
@@ -215,6 +242,7 @@ func (g *groupWriter) run(ops []*writeOp) {
 		return
 	}
 	g.onCommit(w.current)
+	return retry
 }
 
 // runUnit applies several changes to one call: together when it can, one
@@ -415,8 +443,7 @@ func (c *stmtCache) close() {
 }
 
 // write runs fn in a transaction: the group writer's shared one when the
-// store has one (SQLite), else a transaction of its own (PostgreSQL, whose
-// row locks let writes to different calls run side by side). It returns
+// store has one, else a transaction of its own. It returns
 // once the transaction has committed, or with fn's error and nothing of
 // fn's stored.
 func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *txn) error) error {

@@ -349,3 +349,74 @@ func TestApplyCallTogether(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresBatchDeadlockIsRetried: two replicas' batches each lock one
+// call and then want the other's. PostgreSQL breaks the deadlock by
+// failing one statement; that write must be put off to its replica's next
+// batch (not failed), and both writes must end up stored.
+func TestPostgresBatchDeadlockIsRetried(t *testing.T) {
+	dsn := getenvPostgres()
+	if dsn == "" {
+		t.Skip("set " + postgresEnv + " to run against PostgreSQL")
+	}
+	schemaDSN := newPostgresSchema(t, dsn)
+	a, err := OpenPostgres(t.Context(), schemaDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenPostgres(t.Context(), schemaDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, id := range []string{"x", "y"} {
+		if _, _, err := a.CreateCall(t.Context(), rosterCall(id, 1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var locked sync.WaitGroup
+	locked.Add(2)
+	// batch locks first, waits until the other batch has locked its own,
+	// then changes second.
+	batch := func(s *SQL, first, second string) []*writeOp {
+		lock := &writeOp{ctx: t.Context(), done: make(chan struct{}), run: func(ctx context.Context, tx *txn) error {
+			if _, err := s.loadForUpdate(ctx, tx, first); err != nil {
+				return err
+			}
+			locked.Done()
+			locked.Wait()
+			return nil
+		}}
+		change := &writeOp{ctx: t.Context(), done: make(chan struct{}), run: func(ctx context.Context, tx *txn) error {
+			return s.updateOne(ctx, tx, second, nil, join("from-"+first, 7), &update{})
+		}}
+		return []*writeOp{lock, change}
+	}
+	var wg sync.WaitGroup
+	retries := make([][]*writeOp, 2)
+	wg.Go(func() { retries[0] = a.group.run(batch(a, "x", "y")) })
+	wg.Go(func() { retries[1] = b.group.run(batch(b, "y", "x")) })
+	wg.Wait()
+
+	put := 0
+	for i, r := range retries {
+		s := []*SQL{a, b}[i]
+		for len(r) > 0 {
+			put++
+			r = s.group.run(r)
+		}
+	}
+	if put != 1 {
+		t.Errorf("%d writes put off to a later batch, want the deadlock's one loser", put)
+	}
+	for _, id := range []string{"x", "y"} {
+		c, err := a.GetCall(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Participants) != 2 {
+			t.Errorf("call %s has %d participants, want both changes stored", id, len(c.Participants))
+		}
+	}
+}

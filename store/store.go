@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 
@@ -38,8 +39,7 @@ type SQL struct {
 	// children caches members and rosters by call version, so a change
 	// to a large call does not reread them (see childCache).
 	children childCache
-	// group runs SQLite's writes in shared transactions (see groupWriter);
-	// nil for PostgreSQL.
+	// group runs writes in shared transactions (see groupWriter).
 	group *groupWriter
 	// stmts and reads keep the writer's and the readers' prepared
 	// statements; nil for PostgreSQL, whose driver caches statements by
@@ -223,7 +223,18 @@ func OpenPostgres(ctx context.Context, dsn string) (*SQL, error) {
 		db.Close()
 		return nil, err
 	}
+	// Group commit here too: a busy call's changes otherwise queue on its
+	// row lock, each then waiting for its own WAL flush.
+	s.group = newGroupWriter(db, nil, s.remember, s.forget, s.applyTogether)
+	s.group.retryable = deadlocked
 	return s, nil
+}
+
+// deadlocked reports a PostgreSQL deadlock or serialization failure: the
+// statement lost to another transaction and may succeed in a later one.
+func deadlocked(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // Ping checks that the database answers.
