@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"hash/fnv"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -446,9 +447,14 @@ func (c *stmtCache) close() {
 // store has one, else a transaction of its own. It returns
 // once the transaction has committed, or with fn's error and nothing of
 // fn's stored.
-func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *txn) error) error {
-	if s.group != nil {
-		return s.group.do(ctx, fn)
+//
+// key names what the write is about (a call id, or "" for work that spans
+// calls): writes with one key go to one writer, in order, so that changes
+// to one call can be applied together and never wait on each other's row
+// locks across writers.
+func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context, w *txn) error) error {
+	if g := s.writer(key); g != nil {
+		return g.do(ctx, fn)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -508,4 +514,17 @@ func (s *SQL) readTx(ctx context.Context) (*txn, error) {
 		return nil, err
 	}
 	return &txn{tx: tx, stmts: s.reads}, nil
+}
+
+// writer returns the group writer for key, or nil when the store has none.
+func (s *SQL) writer(key string) *groupWriter {
+	switch len(s.groups) {
+	case 0:
+		return nil
+	case 1:
+		return s.groups[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return s.groups[h.Sum32()%uint32(len(s.groups))]
 }

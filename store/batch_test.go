@@ -37,9 +37,9 @@ func holdWriter(t *testing.T, s *SQL, id string) (release func()) {
 func waitQueued(t *testing.T, s *SQL, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.group.waiting.Load() < n {
+	for s.groups[0].waiting.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d writes queued, want %d", s.group.waiting.Load(), n)
+			t.Fatalf("%d writes queued, want %d", s.groups[0].waiting.Load(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -63,7 +63,7 @@ func TestGroupCommitIsolatesFailedChanges(t *testing.T) {
 	}
 	release := holdWriter(t, s, "hot")
 	defer release()
-	batchesBefore := s.group.batches.Load()
+	batchesBefore := s.groups[0].batches.Load()
 
 	const n = 60
 	refused := errors.New("refused by the domain")
@@ -98,7 +98,7 @@ func TestGroupCommitIsolatesFailedChanges(t *testing.T) {
 
 	// A writer counted as queued may not have reached its send yet when
 	// the writer drains the queue: it then runs in a batch of its own.
-	if got := s.group.batches.Load() - batchesBefore; got > 3 {
+	if got := s.groups[0].batches.Load() - batchesBefore; got > 3 {
 		t.Errorf("the %d queued writes ran in %d transactions, want them to share one or two", n, got)
 	}
 	oks := 0
@@ -252,7 +252,7 @@ func TestApplyCallTogether(t *testing.T) {
 			}
 			release := holdWriter(t, s, "hot")
 			defer release()
-			togetherBefore := s.group.together.Load()
+			togetherBefore := s.groups[0].together.Load()
 
 			const n = 40
 			refused := errors.New("refused")
@@ -301,7 +301,7 @@ func TestApplyCallTogether(t *testing.T) {
 			if accepted != wantAccepted {
 				t.Errorf("%d changes accepted, want %d", accepted, wantAccepted)
 			}
-			together := s.group.together.Load() - togetherBefore
+			together := s.groups[0].together.Load() - togetherBefore
 			// A change counted as queued may not have reached the writer
 			// when it drains the queue, and runs in a later batch: the
 			// bounds leave room for a few such stragglers.
@@ -395,8 +395,8 @@ func TestPostgresBatchDeadlockIsRetried(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	retries := make([][]*writeOp, 2)
-	wg.Go(func() { retries[0] = a.group.run(batch(a, "x", "y")) })
-	wg.Go(func() { retries[1] = b.group.run(batch(b, "y", "x")) })
+	wg.Go(func() { retries[0] = a.groups[0].run(batch(a, "x", "y")) })
+	wg.Go(func() { retries[1] = b.groups[0].run(batch(b, "y", "x")) })
 	wg.Wait()
 
 	put := 0
@@ -404,7 +404,7 @@ func TestPostgresBatchDeadlockIsRetried(t *testing.T) {
 		s := []*SQL{a, b}[i]
 		for len(r) > 0 {
 			put++
-			r = s.group.run(r)
+			r = s.groups[0].run(r)
 		}
 	}
 	if put != 1 {

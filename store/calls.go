@@ -75,7 +75,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		stored  calls.Call
 		created bool
 	)
-	err = s.write(ctx, func(ctx context.Context, tx *txn) error {
+	err = s.write(ctx, id, func(ctx context.Context, tx *txn) error {
 		// Insert-if-absent in one statement: concurrent creators of one id
 		// wait on the primary key, and all but the first insert nothing.
 		res, err := tx.ExecContext(ctx, s.d.q(insertCall), args...)
@@ -230,7 +230,7 @@ func (s *SQL) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMar
 		return calls.Call{}, err
 	}
 	var u update
-	err = s.write(ctx, func(ctx context.Context, tx *txn) error {
+	err = s.write(ctx, nid, func(ctx context.Context, tx *txn) error {
 		return s.updateOne(ctx, tx, nid, mark, change, &u)
 	})
 	if err != nil {
@@ -317,10 +317,11 @@ func (s *SQL) ApplyCall(ctx context.Context, id string, mark *calls.DeliveryMark
 	run := func(ctx context.Context, tx *txn) error {
 		return s.updateOne(ctx, tx, nid, mark, change, &update{})
 	}
-	if s.group == nil {
-		return s.write(ctx, run)
+	g := s.writer(nid)
+	if g == nil {
+		return s.write(ctx, nid, run)
 	}
-	return s.group.submit(&writeOp{ctx: ctx, run: run, done: make(chan struct{}),
+	return g.submit(&writeOp{ctx: ctx, run: run, done: make(chan struct{}),
 		apply: &applyOp{id: nid, mark: mark, change: change}})
 }
 
@@ -813,7 +814,7 @@ func (s *SQL) insertMark(ctx context.Context, tx *txn, m calls.DeliveryMark) err
 // MarkOnce records a mark in a transaction of its own and reports whether
 // it was new.
 func (s *SQL) MarkOnce(ctx context.Context, m calls.DeliveryMark) (bool, error) {
-	err := s.write(ctx, func(ctx context.Context, tx *txn) error {
+	err := s.write(ctx, m.Source+"/"+m.ID, func(ctx context.Context, tx *txn) error {
 		return s.insertMark(ctx, tx, m)
 	})
 	if errors.Is(err, calls.ErrDuplicateDelivery) {

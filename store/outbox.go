@@ -37,7 +37,7 @@ func (s *SQL) ClaimDeliveries(ctx context.Context, owner string, now time.Time, 
 		return nil, err
 	}
 	var out []calls.Delivery
-	err := s.write(ctx, func(ctx context.Context, tx *txn) error {
+	err := s.write(ctx, "", func(ctx context.Context, tx *txn) error {
 		out = out[:0]
 		err := s.eachRow(ctx, tx, fmt.Sprintf(claimSurfaces, s.d.skipLocked), []any{owner, s.d.timeArg(until), at, at, limit}, func(r *sql.Rows) error {
 			id, sf, err := scanSurface(r)
@@ -100,7 +100,7 @@ func (s *SQL) RecordDelivery(ctx context.Context, o calls.DeliveryOutcome) error
 		query = recordFailed
 		args = append([]any{attempts, o.LastError, s.d.timeArg(o.NextAttemptAt), s.d.nullTimeArg(dead)}, key...)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *txn) error {
+	return s.write(ctx, id, func(ctx context.Context, tx *txn) error {
 		res, err := tx.ExecContext(ctx, s.d.q(query), args...)
 		if err != nil {
 			return fmt.Errorf("store: record delivery to %s of call %s: %w", o.Key, id, err)
@@ -144,7 +144,7 @@ func (s *SQL) RetryDelivery(ctx context.Context, callID string, key calls.Surfac
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(ctx context.Context, tx *txn) error {
+	return s.write(ctx, id, func(ctx context.Context, tx *txn) error {
 		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE call_surfaces SET dead_at = NULL, attempts = 0, last_error = '', next_attempt_at = ?`+surfaceKey),
 			s.d.timeArg(now), id, key.Chat, key.Workspace, key.Channel)
 		if err != nil {
@@ -222,7 +222,7 @@ func (s *SQL) ClaimRoomJobs(ctx context.Context, owner string, now time.Time, le
 		return nil, err
 	}
 	var out []calls.RoomJob
-	err := s.write(ctx, func(ctx context.Context, tx *txn) error {
+	err := s.write(ctx, "", func(ctx context.Context, tx *txn) error {
 		out = out[:0]
 		return s.eachRow(ctx, tx, fmt.Sprintf(claimRoomJobs, s.d.skipLocked), []any{owner, s.d.timeArg(until), at, at, limit}, func(r *sql.Rows) error {
 			j := calls.RoomJob{Owner: owner, LeaseUntil: until}
@@ -246,7 +246,7 @@ func (s *SQL) RescheduleRoomJob(ctx context.Context, o calls.RoomJobOutcome) err
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(ctx context.Context, tx *txn) error {
+	err = s.write(ctx, id, func(ctx context.Context, tx *txn) error {
 		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE room_jobs SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
 		lease_owner = '', lease_until = NULL WHERE call_id = ? AND lease_owner = ?`),
 			o.LastError, s.d.timeArg(o.NextAttemptAt), id, o.Owner)

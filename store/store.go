@@ -39,8 +39,11 @@ type SQL struct {
 	// children caches members and rosters by call version, so a change
 	// to a large call does not reread them (see childCache).
 	children childCache
-	// group runs writes in shared transactions (see groupWriter).
-	group *groupWriter
+	// groups run writes in shared transactions (see groupWriter): one on
+	// SQLite, whose writes are serial anyway; several on PostgreSQL, where
+	// writes to different calls run side by side on their own
+	// connections.
+	groups []*groupWriter
 	// stmts and reads keep the writer's and the readers' prepared
 	// statements; nil for PostgreSQL, whose driver caches statements by
 	// itself.
@@ -156,7 +159,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	s.stopCheckpoints = checkpoints(ck, checkpointEvery)
 	s.stmts = newStmtCache(w)
 	s.reads = newStmtCache(r)
-	s.group = newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
+	s.groups = []*groupWriter{newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)}
 	return s, nil
 }
 
@@ -194,6 +197,10 @@ func checkpoints(db *sql.DB, every time.Duration) func() {
 	})
 }
 
+// postgresWriters is how many group writers a PostgreSQL store runs, each
+// with at most one transaction (connection) at a time.
+const postgresWriters = 4
+
 // postgresMaxConns bounds the pool so a burst of requests queues in the
 // gateway instead of exhausting the server's max_connections, which several
 // replicas share.
@@ -225,8 +232,11 @@ func OpenPostgres(ctx context.Context, dsn string) (*SQL, error) {
 	}
 	// Group commit here too: a busy call's changes otherwise queue on its
 	// row lock, each then waiting for its own WAL flush.
-	s.group = newGroupWriter(db, nil, s.remember, s.forget, s.applyTogether)
-	s.group.retryable = deadlocked
+	for range postgresWriters {
+		g := newGroupWriter(db, nil, s.remember, s.forget, s.applyTogether)
+		g.retryable = deadlocked
+		s.groups = append(s.groups, g)
+	}
 	return s, nil
 }
 
@@ -253,8 +263,8 @@ func (s *SQL) Ping(ctx context.Context) error {
 // Close closes the database. Calls in flight finish first.
 func (s *SQL) Close() error {
 	var errs []error
-	if s.group != nil {
-		s.group.close()
+	for _, g := range s.groups {
+		g.close()
 	}
 	if s.stmts != nil {
 		s.stmts.close()
