@@ -47,7 +47,9 @@ type Store interface {
 	// When mark was recorded before, nothing is written and the error wraps
 	// ErrDuplicateDelivery. When change returns an error nothing is written
 	// and the error is returned as is. When change returns no events the
-	// call is not written (but a mark, if any, is).
+	// call is not written (but a mark, if any, is), unless the change
+	// advanced a roster mark (Seqs): that is stored as a new version
+	// without events.
 	UpdateCall(ctx context.Context, id string, mark *DeliveryMark, change func(*Call) ([]Event, error)) (Call, error)
 
 	// FindBySurface returns the newest call that is not terminal and is

@@ -270,7 +270,7 @@ func (s *SQL) updateOne(ctx context.Context, tx *txn, nid string, mark *calls.De
 	if u.events, err = change(&next); err != nil {
 		return err
 	}
-	if len(u.events) == 0 {
+	if len(u.events) == 0 && !marksMoved(&cur, &next) {
 		tx.current[nid] = &cur
 		u.result = cur.Clone()
 		return nil
@@ -327,6 +327,24 @@ func (s *SQL) ApplyCall(ctx context.Context, id string, mark *calls.DeliveryMark
 
 var _ calls.CallApplier = (*SQL)(nil)
 
+// marksMoved reports whether a change that returned no events still
+// advanced a roster mark: a "joined" with a newer sequence number for
+// someone already in the call changes nobody's presence, but a "left"
+// older than it, arriving next, must then be ignored. Such a change is
+// stored (a new version, no event) so the mark outlives the request. Only
+// changes without events pay for the comparison.
+func marksMoved(cur, next *calls.Call) bool {
+	if len(cur.Seqs) != len(next.Seqs) {
+		return true
+	}
+	for id, m := range next.Seqs {
+		if old, ok := cur.Seqs[id]; !ok || old != m {
+			return true
+		}
+	}
+	return false
+}
+
 // applyOp is one ApplyCall waiting in the group writer.
 type applyOp struct {
 	id     string
@@ -373,8 +391,11 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, ops []*writeOp) bool {
 		op.err = nil
 	}
 	if changed == 0 {
-		tx.current[id] = &cur
-		return true
+		if !marksMoved(&cur, &next) {
+			tx.current[id] = &cur
+			return true
+		}
+		changed = 1
 	}
 	next = ownStoredForm(next)
 	next.Version = cur.Version + changed

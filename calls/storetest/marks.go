@@ -239,3 +239,23 @@ func testStaleSeq(t *testing.T, h *harness) {
 		t.Errorf("newer join: participants %v, want [zoe]", identities(got))
 	}
 }
+
+// testMarkWithoutRosterChange: a "joined" with a newer sequence number
+// for someone already in the call changes nobody's presence, yet its mark
+// must be stored, or an older "left" that arrives after it would apply.
+func testMarkWithoutRosterChange(t *testing.T, h *harness) {
+	c := sampleCall("remark")
+	c.State = calls.StateActive
+	h.create(c)
+	h.update("remark", presence("zoe", true, 10, time.Second))
+	h.update("remark", presence("zoe", true, 30, 2*time.Second)) // a reconnect: no event
+	h.reopen()
+	got := h.get("remark")
+	if got.Seqs["zoe"] != (calls.RosterMark{Seq: 30, Present: true}) {
+		t.Errorf("mark after the second join = %+v, want {30 true}", got.Seqs["zoe"])
+	}
+	// The "left" of seq 20 happened before the join of seq 30.
+	if got := h.update("remark", presence("zoe", false, 20, 3*time.Second)); !slices.Equal(identities(got), []string{"zoe"}) {
+		t.Errorf("a leave older than the newest join removed zoe: participants %v", identities(got))
+	}
+}

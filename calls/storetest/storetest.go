@@ -45,6 +45,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"DeliveryMarkConcurrent", testDeliveryMarkConcurrent},
 		{"RosterIncremental", testRosterIncremental},
 		{"StaleSeqDoesNotResurrect", testStaleSeq},
+		{"MarkWithoutRosterChangeIsStored", testMarkWithoutRosterChange},
 		{"SurfacesStartDue", testSurfacesStartDue},
 		{"SurfaceBumpOnChange", testSurfaceBump},
 		{"SurfacesNeverRemovedByChange", testSurfacesKept},
