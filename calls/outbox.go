@@ -123,25 +123,28 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 func (o *Outbox) deliver(ctx context.Context, d Delivery) error {
 	key := d.Surface.Key()
 	outcome := DeliveryOutcome{CallID: d.CallID, Key: key, Owner: o.cfg.Owner}
-	call, err := o.cfg.Store.GetCall(ctx, d.CallID)
-	if err != nil {
-		return err
-	}
 	poster, ok := o.cfg.Posters[key.Chat]
 	if !ok {
-		outcome.Delivered, outcome.Version, outcome.At = true, call.Version, o.cfg.Now()
+		outcome.Delivered, outcome.Version, outcome.At = true, d.Surface.Delivery.Wanted, o.cfg.Now()
 		return o.cfg.Store.RecordDelivery(ctx, outcome)
 	}
 	dest := key.Chat
 	if dl, ok := poster.(DestinationLimiter); ok {
 		dest = key.Chat + "|" + dl.Destination(d.Surface)
 	}
+	// Pacing is decided before the call is read: a busy call's card is
+	// deferred many times over, and reading its roster each time would
+	// be wasted.
 	if wait := o.reserve(dest); wait > 0 {
 		// Pacing is not failure: the attempt budget is untouched.
 		outcome.Deferred, outcome.NextAttemptAt, outcome.At = true, o.cfg.Now().Add(wait), o.cfg.Now()
 		outcome.LastError = d.Surface.Delivery.LastError
 		o.cfg.Metrics.DeliveryDone(key.Chat, "deferred", 0)
 		return o.cfg.Store.RecordDelivery(ctx, outcome)
+	}
+	call, err := o.cfg.Store.GetCall(ctx, d.CallID)
+	if err != nil {
+		return err
 	}
 	// The newest state is sent whatever version was asked for: versions
 	// only ever grow, and a card shows the call as it is.
