@@ -126,10 +126,7 @@ func (t accessToken) build() (string, error) {
 		return "", err
 	}
 	buf.content = content
-	info := content[sigAt+sha256.Size:]
-	mac := hmac.New(sha256.New, signingKey(t.Certificate, t.IssueTs, t.Salt))
-	mac.Write(info)
-	mac.Sum(content[:sigAt]) // writes the signature into its room
+	copy(content[sigAt:], signature(t.Certificate, t.IssueTs, t.Salt, content[sigAt+sha256.Size:]))
 
 	// Default level, written and closed as Agora's Go builder does
 	// (compressZlib), so Go's compress/zlib reproduces its tokens byte for
