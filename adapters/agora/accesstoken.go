@@ -99,73 +99,105 @@ type accessToken struct {
 // megabyte, and Reset gives the same output as a new writer.
 var zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(io.Discard) }}
 
+// tokenBufs recycles the scratch buffers of build (content, then the
+// compressed bytes).
+var tokenBufs = sync.Pool{New: func() any { return new(tokenBuf) }}
+
+type tokenBuf struct {
+	content []byte
+	z       bytes.Buffer
+}
+
 var errTokenField = errors.New("agora: a token field is longer than 65535 bytes")
 
 // build packs, signs, compresses and encodes the token. It is deterministic:
 // the same fields give the same string (issueTs and salt are inputs).
 func (t accessToken) build() (string, error) {
-	info, err := t.signingInfo()
+	buf := tokenBufs.Get().(*tokenBuf)
+	defer tokenBufs.Put(buf)
+
+	// content = str(sig) + signing_info, packed in place: the signing info
+	// goes after room for the signature, which is filled in once computed.
+	const sigAt = 2
+	content := binary.LittleEndian.AppendUint16(buf.content[:0], sha256.Size)
+	content = append(content, make([]byte, sha256.Size)...)
+	content, err := t.appendSigningInfo(content)
 	if err != nil {
 		return "", err
 	}
-	sig := signature(t.Certificate, t.IssueTs, t.Salt, info)
-
-	var content bytes.Buffer
-	content.Grow(2 + len(sig) + len(info))
-	putBytes(&content, sig)
-	content.Write(info)
+	buf.content = content
+	copy(content[sigAt:], signature(t.Certificate, t.IssueTs, t.Salt, content[sigAt+sha256.Size:]))
 
 	// Default level, written and closed as Agora's Go builder does
 	// (compressZlib), so Go's compress/zlib reproduces its tokens byte for
-	// byte.
-	var z bytes.Buffer
+	// byte. Levels 0, 1 and HuffmanOnly write other bytes
+	// (TestOnlyLZ77LevelsMatchVectors); levels 2-9 write the same but cost
+	// the same, since it is their shared Reset (clearing 640 KB of match
+	// tables) that dominates.
+	buf.z.Reset()
 	w := zlibWriters.Get().(*zlib.Writer)
 	defer zlibWriters.Put(w)
-	w.Reset(&z)
-	if _, err := w.Write(content.Bytes()); err != nil {
+	w.Reset(&buf.z)
+	if _, err := w.Write(content); err != nil {
 		return "", fmt.Errorf("agora: compress token: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return "", fmt.Errorf("agora: compress token: %w", err)
 	}
-	return tokenVersion + base64.StdEncoding.EncodeToString(z.Bytes()), nil
+	z := buf.z.Bytes()
+	out := make([]byte, len(tokenVersion)+base64.StdEncoding.EncodedLen(len(z)))
+	copy(out, tokenVersion)
+	base64.StdEncoding.Encode(out[len(tokenVersion):], z)
+	return string(out), nil
 }
 
 // signingInfo is the signed part of the token.
 func (t accessToken) signingInfo() ([]byte, error) {
-	var b bytes.Buffer
+	return t.appendSigningInfo(nil)
+}
+
+func (t accessToken) appendSigningInfo(b []byte) ([]byte, error) {
 	if len(t.AppID) > 0xffff {
 		return nil, errTokenField
 	}
-	putString(&b, t.AppID)
-	putUint32(&b, t.IssueTs)
-	putUint32(&b, t.Expire)
-	putUint32(&b, t.Salt)
-	services := slices.Clone(t.Services)
-	// Agora packs services in type order (one per type).
-	slices.SortStableFunc(services, func(a, b tokenService) int { return int(a.Type) - int(b.Type) })
-	putUint16(&b, uint16(len(services)))
+	b = appendString(b, t.AppID)
+	b = binary.LittleEndian.AppendUint32(b, t.IssueTs)
+	b = binary.LittleEndian.AppendUint32(b, t.Expire)
+	b = binary.LittleEndian.AppendUint32(b, t.Salt)
+	services := t.Services
+	// Agora packs services in type order (one per type); callgate's come
+	// ordered, so only others are copied and sorted.
+	if !slices.IsSortedFunc(services, byType) {
+		services = slices.Clone(services)
+		slices.SortStableFunc(services, byType)
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(services)))
 	for _, s := range services {
-		putUint16(&b, s.Type)
-		keys := make([]uint16, 0, len(s.Privileges))
+		b = binary.LittleEndian.AppendUint16(b, s.Type)
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(s.Privileges)))
+		// Privileges in key order. A service has a handful, so the keys
+		// are sorted in a stack array, not a fresh slice.
+		var keyBuf [8]uint16
+		keys := keyBuf[:0]
 		for k := range s.Privileges {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		putUint16(&b, uint16(len(keys)))
 		for _, k := range keys {
-			putUint16(&b, k)
-			putUint32(&b, s.Privileges[k])
+			b = binary.LittleEndian.AppendUint16(b, k)
+			b = binary.LittleEndian.AppendUint32(b, s.Privileges[k])
 		}
 		for _, e := range s.Extras {
 			if len(e) > 0xffff {
 				return nil, errTokenField
 			}
-			putString(&b, e)
+			b = appendString(b, e)
 		}
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
+
+func byType(a, b tokenService) int { return int(a.Type) - int(b.Type) }
 
 // signature is HMAC-SHA256 over the signing info with the key derived from
 // the certificate, issue time and salt.
@@ -199,20 +231,7 @@ func newSalt() (uint32, error) {
 	return uint32(n.Int64()) + 1, nil
 }
 
-func putUint16(b *bytes.Buffer, v uint16) {
-	b.Write(binary.LittleEndian.AppendUint16(nil, v))
-}
-
-func putUint32(b *bytes.Buffer, v uint32) {
-	b.Write(binary.LittleEndian.AppendUint32(nil, v))
-}
-
-func putBytes(b *bytes.Buffer, p []byte) {
-	putUint16(b, uint16(len(p)))
-	b.Write(p)
-}
-
-func putString(b *bytes.Buffer, s string) {
-	putUint16(b, uint16(len(s)))
-	b.WriteString(s)
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
 }

@@ -1,10 +1,16 @@
 package agora
 
 import (
+	"bytes"
+	"compress/flate"
+	"compress/zlib"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -137,6 +143,41 @@ func TestSaltRange(t *testing.T) {
 		s, err := newSalt()
 		if err != nil || s < 1 || s >= saltLimit {
 			t.Fatalf("salt %d %v", s, err)
+		}
+	}
+}
+
+// TestOnlyLZ77LevelsMatchVectors records why build keeps a default-level
+// compressor, whose Reset clears 640 KB of match tables per token: the
+// levels that skip those tables (0, 1 and HuffmanOnly) do not reproduce
+// Agora's tokens byte for byte, and every level that does uses them.
+func TestOnlyLZ77LevelsMatchVectors(t *testing.T) {
+	for _, v := range loadVectors(t).AccessToken2 {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(v.ExpectedToken, tokenVersion))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := zlib.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for level := flate.HuffmanOnly; level <= flate.BestCompression; level++ {
+			// The zlib header names the level; compare the deflate stream.
+			var z bytes.Buffer
+			w, err := flate.NewWriter(&z, level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(content)
+			w.Close()
+			same := bytes.Equal(z.Bytes(), raw[2:len(raw)-4])
+			if want := level >= 2 || level == flate.DefaultCompression; same != want {
+				t.Errorf("%s: level %d matches the vector: %v, want %v", v.Name, level, same, want)
+			}
 		}
 	}
 }

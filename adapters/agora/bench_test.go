@@ -1,6 +1,8 @@
 package agora
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -15,12 +17,16 @@ import (
 // BenchmarkNCSVerify and BenchmarkHMACSHA256.
 var benchBody = []byte(notice(107, `{"channelName":"call-1","uid":2882341273,"platform":7,"clientSeq":1625051030746,"ts":1740830400}`))
 
+var (
+	benchRoom = calls.Room{Name: "call-1"}
+	benchReq  = calls.CredentialRequest{CallID: "call-1", UserID: "ada", Role: calls.RoleParticipant, IssuedAt: issued}
+)
+
 // BenchmarkCredential mints one publisher token (RTC, no RTM) through the
 // provider: uid derivation, salt, packing, three HMAC-SHA256, zlib, base64.
 func BenchmarkCredential(b *testing.B) {
 	p := newTest(b, Config{})
-	room := calls.Room{Name: "call-1"}
-	req := calls.CredentialRequest{CallID: "call-1", UserID: "ada", Role: calls.RoleParticipant, IssuedAt: issued}
+	room, req := benchRoom, benchReq
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -78,5 +84,54 @@ func BenchmarkHMACSHA256(b *testing.B) {
 		m := hmac.New(sha256.New, key)
 		m.Write(benchBody)
 		_ = m.Sum(nil)
+	}
+}
+
+// BenchmarkHMACSHA256TokenInput is the minting ceiling: one raw
+// HMAC-SHA256 over BenchmarkCredential's token's signing info (the token
+// itself needs three: two derive the key from the salt).
+func BenchmarkHMACSHA256TokenInput(b *testing.B) {
+	p := newTest(b, Config{})
+	cred, err := p.Credential(context.Background(), benchRoom, benchReq)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := decodeToken(cred.Token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := d.SigningInfo
+	key := []byte(testCert)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := hmac.New(sha256.New, key)
+		m.Write(in)
+		_ = m.Sum(nil)
+	}
+}
+
+// BenchmarkAccessToken2Compress is the pooled default-level zlib of one
+// token's content alone (BenchmarkAccessToken2Build's): the part of
+// minting that byte identity with Agora's builders fixes
+// (TestOnlyLZ77LevelsMatchVectors).
+func BenchmarkAccessToken2Compress(b *testing.B) {
+	tok := accessToken{AppID: testAppID, Certificate: testCert, IssueTs: 1111111, Expire: 600, Salt: 1,
+		Services: []tokenService{rtcService("7d72365eb983485397e3e3f9d460bdda", 2882341273, true, 600)}}
+	info, err := tok.signingInfo()
+	if err != nil {
+		b.Fatal(err)
+	}
+	content := append(append([]byte{sha256.Size, 0}, make([]byte, sha256.Size)...), info...)
+	var z bytes.Buffer
+	b.SetBytes(int64(len(content)))
+	b.ReportAllocs()
+	for b.Loop() {
+		z.Reset()
+		w := zlibWriters.Get().(*zlib.Writer)
+		w.Reset(&z)
+		w.Write(content)
+		w.Close()
+		zlibWriters.Put(w)
 	}
 }

@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/adapters"
+	"github.com/callgate/callgate/adapters/internal/hs256"
 	"github.com/callgate/callgate/calls"
 )
 
@@ -114,7 +115,7 @@ type Provider struct {
 	base     string // scheme://host[/path], no trailing slash
 	domain   string // host[:port] of base, what Jitsi's IFrame API calls "domain"
 	appID    string
-	secret   []byte
+	signer   *hs256.Signer // the app secret's; nil without token auth
 	audience string
 	subject  string
 	webhook  [][]byte
@@ -192,7 +193,7 @@ func New(cfg Config) (*Provider, error) {
 		now:      cfg.Now,
 	}
 	if cfg.AppSecret != "" {
-		p.secret = []byte(cfg.AppSecret)
+		p.signer = hs256.NewSigner([]byte(cfg.AppSecret))
 	}
 	p.maxTTL = cfg.TokenTTL
 	if cfg.JoinURLTemplate != "" {

@@ -23,6 +23,7 @@ import (
 	"github.com/twitchtv/twirp"
 
 	"github.com/callgate/callgate/adapters/httpx"
+	"github.com/callgate/callgate/adapters/internal/hs256"
 	"github.com/callgate/callgate/calls"
 )
 
@@ -50,6 +51,7 @@ type Provider struct {
 	apiBase string // the HTTP base of the server API
 	key     string
 	secret  string
+	signer  *hs256.Signer // signs join tokens with secret
 	// webhookKeys are the secrets accepted on webhooks, by API key.
 	webhookKeys map[string][][]byte
 	ttl         time.Duration
@@ -86,7 +88,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{
 		wsURL: ws, apiBase: base,
-		key: cfg.APIKey, secret: cfg.APISecret,
+		key: cfg.APIKey, secret: cfg.APISecret, signer: hs256.NewSigner([]byte(cfg.APISecret)),
 		webhookKeys: map[string][][]byte{cfg.APIKey: {[]byte(cfg.APISecret)}},
 		ttl:         cfg.TokenTTL,
 		e2ee:        cfg.E2EE,

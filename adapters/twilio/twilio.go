@@ -53,6 +53,7 @@ import (
 
 	"github.com/callgate/callgate/adapters"
 	"github.com/callgate/callgate/adapters/httpx"
+	"github.com/callgate/callgate/adapters/internal/hs256"
 	"github.com/callgate/callgate/calls"
 )
 
@@ -112,6 +113,7 @@ type Provider struct {
 	accountSID     string
 	keySID         string
 	keySecret      []byte
+	signer         *hs256.Signer // signs access tokens with keySecret
 	authTokens     [][]byte
 	roomType       string
 	base           string
@@ -163,6 +165,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{
 		accountSID: cfg.AccountSID, keySID: cfg.APIKeySID, keySecret: []byte(cfg.APIKeySecret),
+		signer:   hs256.NewSigner([]byte(cfg.APIKeySecret)),
 		roomType: cfg.RoomType, base: strings.TrimSuffix(cfg.BaseURL, "/"),
 		statusCallback: cfg.StatusCallback, ttl: cfg.TokenTTL,
 		client: cfg.HTTP, now: cfg.Now, names: map[string]string{},
