@@ -16,6 +16,34 @@ import (
 // where, and the claims that make each event's outbound webhook go out
 // once across replicas.
 
+// prepared returns the statement for query on the read pool, prepared
+// once. The hub runs the same few reads for every ring; SQLite would parse
+// each again (a third of a ring's CPU went to its parser), and pgx keeps
+// its own statement cache, so this costs PostgreSQL nothing.
+func (s *SQL) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a prepared single-row read.
+func (s *SQL) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	st, err := s.prepared(ctx, s.d.q(query))
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
 // LastEventSeq returns the highest seq in the event log (0 when empty).
 func (s *SQL) LastEventSeq(ctx context.Context) (int64, error) {
 	var seq sql.NullInt64
@@ -28,7 +56,12 @@ func (s *SQL) LastEventSeq(ctx context.Context) (int64, error) {
 // EventsAfter returns events of every call with Seq > after, in seq order,
 // at most limit.
 func (s *SQL) EventsAfter(ctx context.Context, after int64, limit int) ([]calls.Event, error) {
-	return s.scanEvents(ctx, "events after", s.d.q(`SELECT seq, call_id, kind, state, actor, identity, reason, at FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	st, err := s.prepared(ctx, s.d.q(`SELECT seq, call_id, kind, state, actor, identity, reason, at FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`))
+	if err != nil {
+		return nil, fmt.Errorf("store: events after: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, after, limit)
+	return s.readEvents("events after", rows, err)
 }
 
 // UserEvents returns events with Seq > after of the calls userID is a
@@ -42,6 +75,10 @@ func (s *SQL) UserEvents(ctx context.Context, userID string, after int64, limit 
 
 func (s *SQL) scanEvents(ctx context.Context, what, query string, args ...any) ([]calls.Event, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
+	return s.readEvents(what, rows, err)
+}
+
+func (s *SQL) readEvents(what string, rows *sql.Rows, err error) ([]calls.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
@@ -90,8 +127,8 @@ func (s *SQL) TouchUser(ctx context.Context, u WSUser, at time.Time) error {
 // user never connected.
 func (s *SQL) User(ctx context.Context, id string) (WSUser, bool, error) {
 	u := WSUser{ID: id}
-	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT name, image_url, first_seen, last_seen FROM ws_users WHERE user_id = ?`), id).
-		Scan(&u.Name, &u.ImageURL, timeCol{&u.FirstSeen}, timeCol{&u.LastSeen})
+	err := s.queryRow(ctx, `SELECT name, image_url, first_seen, last_seen FROM ws_users WHERE user_id = ?`, []any{id},
+		&u.Name, &u.ImageURL, timeCol{&u.FirstSeen}, timeCol{&u.LastSeen})
 	if errors.Is(err, sql.ErrNoRows) {
 		return WSUser{ID: id}, false, nil
 	}
@@ -105,9 +142,9 @@ func (s *SQL) User(ctx context.Context, id string) (WSUser, bool, error) {
 // connected, or it is (or was) a member of a call.
 func (s *SQL) KnownUser(ctx context.Context, id string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT
+	err := s.queryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM ws_users WHERE user_id = ?) +
-		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members WHERE user_id = ? LIMIT 1) AS m)`), id, id).Scan(&n)
+		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members WHERE user_id = ? LIMIT 1) AS m)`, []any{id, id}, &n)
 	if err != nil {
 		return false, fmt.Errorf("store: known user: %w", err)
 	}
@@ -160,8 +197,8 @@ func (s *SQL) ReplicaAlive(ctx context.Context, replica string, until time.Time)
 // Online reports whether the user has a socket on a live replica at now.
 func (s *SQL) Online(ctx context.Context, userID string, now time.Time) (bool, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*) FROM ws_presence AS p JOIN ws_replicas AS r ON r.replica = p.replica
-		WHERE p.user_id = ? AND r.expires_at > ?`), userID, s.d.timeArg(now)).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM ws_presence AS p JOIN ws_replicas AS r ON r.replica = p.replica
+		WHERE p.user_id = ? AND r.expires_at > ?`, []any{userID, s.d.timeArg(now)}, &n); err != nil {
 		return false, fmt.Errorf("store: online: %w", err)
 	}
 	return n > 0, nil
@@ -193,4 +230,18 @@ func (s *SQL) PruneWS(ctx context.Context, before time.Time) error {
 		return fmt.Errorf("store: prune replicas: %w", err)
 	}
 	return nil
+}
+
+// InLiveCall reports whether the user is in a call under way (accepted or
+// active) other than except: its creator, or a member who accepted. It is
+// what "busy" means to a ring.
+func (s *SQL) InLiveCall(ctx context.Context, userID, except string) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM call_members AS m JOIN calls AS c ON c.id = m.call_id
+		WHERE m.user_id = ? AND c.state IN ('accepted', 'active') AND c.id <> ?
+			AND (m.answer = 'accepted' OR c.created_by = m.user_id) LIMIT 1) AS b`, []any{userID, except}, &n)
+	if err != nil {
+		return false, fmt.Errorf("store: in live call: %w", err)
+	}
+	return n > 0, nil
 }

@@ -34,6 +34,7 @@ type Store interface {
 	TouchUser(ctx context.Context, u store.WSUser, at time.Time) error
 	User(ctx context.Context, id string) (store.WSUser, bool, error)
 	KnownUser(ctx context.Context, id string) (bool, error)
+	InLiveCall(ctx context.Context, userID, except string) (bool, error)
 	SetPresence(ctx context.Context, replica string, userIDs []string, until time.Time) error
 	ReplicaAlive(ctx context.Context, replica string, until time.Time) error
 	DropPresence(ctx context.Context, replica, userID string) error
@@ -112,6 +113,15 @@ type Hub struct {
 	delivered map[int64]struct{}
 	gaps      map[int64]time.Time
 
+	// profiles caches users' display names and pictures for
+	// profileTTL; known remembers users known to the gateway (that never
+	// changes back).
+	profiles *ttlCache[store.WSUser]
+	known    *ttlCache[struct{}]
+	// fresh holds the calls this replica just created, for routing the
+	// events of their creation without reading them back (see callAt).
+	fresh *ttlCache[*calls.Call]
+
 	// Stats for tests and benchmarks.
 	Dropped   atomic.Int64 // sockets closed for being slow
 	Delivered atomic.Int64 // frames queued to sockets
@@ -144,7 +154,9 @@ func New(o Options) (*Hub, error) {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	h := &Hub{o: o, log: o.Logger, now: o.Now, users: map[string]map[*conn]struct{}{},
-		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, hooks: make(chan hookJob, 1024)}
+		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, hooks: make(chan hookJob, 1024),
+		profiles: newTTLCache[store.WSUser](profileTTL, 100_000), known: newTTLCache[struct{}](0, 100_000),
+		fresh: newTTLCache[*calls.Call](freshTTL, 10_000)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -495,13 +507,39 @@ func (h *Hub) push(callee string, caller CallMember, call calls.Call) {
 	h.enqueueHook(hookJob{url: h.o.PushURL, secret: h.o.PushSecret, body: body, id: "push-" + call.ID + "-" + callee})
 }
 
+// profileTTL bounds how long a changed display name or picture (given
+// when the user connects on another replica) may go unseen here.
+const profileTTL = 10 * time.Second
+
 // member returns the display info of a user.
 func (h *Hub) member(ctx context.Context, id string, role calls.Role) CallMember {
-	u, _, err := h.o.Store.User(ctx, id)
-	if err != nil {
-		u.ID = id
+	now := h.now()
+	u, ok := h.profiles.get(id, now)
+	if !ok {
+		var err error
+		if u, _, err = h.o.Store.User(ctx, id); err != nil {
+			u = store.WSUser{ID: id}
+		} else {
+			h.profiles.put(id, u, now)
+		}
 	}
 	return CallMember{UserID: id, Name: u.Name, ImageURL: u.ImageURL, Role: string(role)}
+}
+
+// knownUser reports whether the gateway knows the user: one with a socket
+// here is known, and a user once known stays known.
+func (h *Hub) knownUser(ctx context.Context, id string) (bool, error) {
+	if h.hasSockets(id) {
+		return true, nil
+	}
+	if _, ok := h.known.get(id, h.now()); ok {
+		return true, nil
+	}
+	known, err := h.o.Store.KnownUser(ctx, id)
+	if known {
+		h.known.put(id, struct{}{}, h.now())
+	}
+	return known, err
 }
 
 func simple(m CallMember) UserSimple {

@@ -138,7 +138,7 @@ func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []str
 		if t == actor.UserID {
 			return fail(CodeBadRequest, "a user cannot ring themselves")
 		}
-		known, err := h.o.Store.KnownUser(ctx, t)
+		known, err := h.knownUser(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -165,11 +165,15 @@ func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []st
 	for _, t := range targets {
 		members = append(members, calls.Member{UserID: t, Role: calls.RoleParticipant})
 	}
-	call, _, err := h.o.Service.Create(ctx, actor, calls.CreateRequest{
+	call, created, err := h.o.Service.Create(ctx, actor, calls.CreateRequest{
 		Type: req.Type, Provider: req.Provider, Title: req.Title, Members: members, Ring: true,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		stored := call
+		h.fresh.put(call.ID, &stored, h.now())
 	}
 	h.pushIfOffline(ctx, actor, call, targets)
 	return map[string]string{"videochatRequestId": call.ID}, nil
