@@ -218,10 +218,15 @@ func (s *SQL) ClaimEvent(ctx context.Context, seq int64, at time.Time) (bool, er
 	return n == 1, nil
 }
 
-// PruneWS forgets event claims and presence rows older than before.
+// PruneWS forgets event claims, dead deliveries and presence rows older
+// than before.
 func (s *SQL) PruneWS(ctx context.Context, before time.Time) error {
 	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_event_claims WHERE claimed_at < ?`), s.d.timeArg(before)); err != nil {
 		return fmt.Errorf("store: prune event claims: %w", err)
+	}
+	// Dead deliveries stay a day for people to look at.
+	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_deliveries WHERE dead_at < ?`), s.d.timeArg(before)); err != nil {
+		return fmt.Errorf("store: prune dead deliveries: %w", err)
 	}
 	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_presence WHERE replica IN (SELECT replica FROM ws_replicas WHERE expires_at < ?)`), s.d.timeArg(before)); err != nil {
 		return fmt.Errorf("store: prune presence: %w", err)

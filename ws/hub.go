@@ -1,23 +1,19 @@
 package ws
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/store"
 )
@@ -39,7 +35,10 @@ type Store interface {
 	ReplicaAlive(ctx context.Context, replica string, until time.Time) error
 	DropPresence(ctx context.Context, replica, userID string) error
 	Online(ctx context.Context, userID string, now time.Time) (bool, error)
-	ClaimEvent(ctx context.Context, seq int64, at time.Time) (bool, error)
+	ClaimEventDeliveries(ctx context.Context, seq int64, at time.Time, ds []store.WSDelivery) (bool, error)
+	AddWSDeliveries(ctx context.Context, ds []store.WSDelivery) error
+	ClaimWSDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.WSDelivery, error)
+	FinishWSDelivery(ctx context.Context, o store.WSDeliveryOutcome) error
 	PruneWS(ctx context.Context, before time.Time) error
 }
 
@@ -86,6 +85,15 @@ type Options struct {
 	PushSecret string
 	Webhooks   []Webhook
 	HTTPClient *http.Client
+	// Outbound requests are stored and retried until delivered (see
+	// deliveries.go): HookAttempts tries (default 10), the first retry
+	// after HookBackoff (default 2s), doubling up to HookMaxBackoff
+	// (default 10m); a replica holds a delivery it is sending for
+	// HookLease (default 1m) before another may take it over.
+	HookAttempts   int
+	HookBackoff    time.Duration
+	HookMaxBackoff time.Duration
+	HookLease      time.Duration
 	// Poll bounds how long an event waits when a wake-up is lost; default 1s.
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -106,7 +114,7 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
-	hooks  chan hookJob
+	kick   chan struct{}
 
 	// cursor state, owned by the pump loop
 	high      int64
@@ -125,6 +133,8 @@ type Hub struct {
 	// Stats for tests and benchmarks.
 	Dropped   atomic.Int64 // sockets closed for being slow
 	Delivered atomic.Int64 // frames queued to sockets
+	// Outbound requests: delivered, failed and to be retried, given up.
+	HooksDelivered, HooksRetried, HooksDead atomic.Int64
 }
 
 // New returns a hub; Start runs it.
@@ -154,9 +164,10 @@ func New(o Options) (*Hub, error) {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	h := &Hub{o: o, log: o.Logger, now: o.Now, users: map[string]map[*conn]struct{}{},
-		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, hooks: make(chan hookJob, 1024),
+		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, kick: make(chan struct{}, 1),
 		profiles: newTTLCache[store.WSUser](profileTTL, 100_000), known: newTTLCache[struct{}](0, 100_000),
 		fresh: newTTLCache[*calls.Call](freshTTL, 10_000)}
+	h.deliveryDefaults()
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -182,7 +193,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.loops.Add(3)
 	go func() { defer h.loops.Done(); defer stop(); h.pumpLoop(woken) }()
 	go func() { defer h.loops.Done(); h.presenceLoop() }()
-	go func() { defer h.loops.Done(); h.hookLoop() }()
+	go func() { defer h.loops.Done(); h.deliveryLoop() }()
 	return nil
 }
 
@@ -437,74 +448,19 @@ func (h *Hub) reachable(ctx context.Context, user string) (bool, error) {
 	return h.o.Store.Online(ctx, user, h.now())
 }
 
-type hookJob struct {
-	url, secret string
-	body        []byte
-	id          string
-}
-
-func (h *Hub) hookLoop() {
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case j := <-h.hooks:
-			h.post(j)
-		}
-	}
-}
-
-// post sends one signed request, retrying twice on failure.
-func (h *Hub) post(j hookJob) {
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-			}
-		}
-		ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
-		if err != nil {
-			cancel()
-			h.log.Warn("ws: bad outbound URL", "err", err)
-			return
-		}
-		now := h.now()
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(voiplink.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		req.Header.Set(voiplink.HeaderSignature, voiplink.Sign([]byte(j.secret), now, j.body))
-		req.Header.Set(voiplink.HeaderDelivery, j.id)
-		resp, err := h.o.HTTPClient.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 300 {
-				return
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		h.log.Warn("ws: outbound request failed", "id", j.id, "attempt", attempt+1, "err", err)
-	}
-}
-
-func (h *Hub) enqueueHook(j hookJob) {
-	select {
-	case h.hooks <- j:
-	default:
-		h.log.Warn("ws: outbound queue full; request dropped", "id", j.id)
-	}
-}
-
-// push asks the app's push endpoint to wake the user's phone (VoIP push).
-func (h *Hub) push(callee string, caller CallMember, call calls.Call) {
+// push asks the app's push endpoint to wake the user's phone (VoIP push):
+// the request is stored, then sent by the delivery worker.
+func (h *Hub) push(ctx context.Context, callee string, caller CallMember, call calls.Call) {
 	body, _ := json.Marshal(map[string]any{
 		"type": "incoming_call", "userId": callee, "caller": caller,
 		"callId": call.ID, "videochatRequestId": call.ID, "callType": call.Type,
 		"expiresAt": call.StateChangedAt.Add(h.o.Service.RingTimeout()).UTC().Format(time.RFC3339),
 	})
-	h.enqueueHook(hookJob{url: h.o.PushURL, secret: h.o.PushSecret, body: body, id: "push-" + call.ID + "-" + callee})
+	if err := h.o.Store.AddWSDeliveries(ctx, []store.WSDelivery{h.newDelivery("push-"+call.ID+"-"+callee, h.o.PushURL, body)}); err != nil {
+		h.log.Error("ws: storing a push request failed", "call_id", call.ID, "err", err)
+		return
+	}
+	h.kickDeliveries()
 }
 
 // profileTTL bounds how long a changed display name or picture (given

@@ -186,7 +186,7 @@ func (h *Hub) pushIfOffline(ctx context.Context, actor calls.Actor, call calls.C
 	caller := h.member(ctx, actor.UserID, calls.RoleOwner)
 	for _, t := range targets {
 		if on, err := h.reachable(ctx, t); err == nil && !on {
-			h.push(t, caller, call)
+			h.push(ctx, t, caller, call)
 		}
 	}
 }

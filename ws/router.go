@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/store"
 )
 
 // router turns stored events into frames for the people they concern. It
@@ -127,17 +128,20 @@ func (r *router) webhooks(ctx context.Context, ev calls.Event, c *calls.Call) {
 	if !ok {
 		return
 	}
-	claimed, err := r.h.o.Store.ClaimEvent(ctx, ev.Seq, r.h.now())
+	body, _ := json.Marshal(map[string]any{"type": EvCall, "eventId": seqID(ev.Seq), "date": millis(ev.At), "data": ce})
+	ds := make([]store.WSDelivery, 0, len(r.h.o.Webhooks))
+	for _, w := range r.h.o.Webhooks {
+		ds = append(ds, r.h.newDelivery("event-"+seqID(ev.Seq), w.URL, body))
+	}
+	// The replica that claims the event stores its deliveries in the same
+	// transaction; the worker of any replica sends them.
+	claimed, err := r.h.o.Store.ClaimEventDeliveries(ctx, ev.Seq, r.h.now(), ds)
 	if err != nil {
 		r.h.log.Warn("ws: claiming an event for webhooks failed", "seq", ev.Seq, "err", err)
 		return
 	}
-	if !claimed {
-		return
-	}
-	body, _ := json.Marshal(map[string]any{"type": EvCall, "eventId": seqID(ev.Seq), "date": millis(ev.At), "data": ce})
-	for _, w := range r.h.o.Webhooks {
-		r.h.enqueueHook(hookJob{url: w.URL, secret: w.Secret, body: body, id: "event-" + seqID(ev.Seq)})
+	if claimed {
+		r.h.kickDeliveries()
 	}
 }
 
