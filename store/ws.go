@@ -250,3 +250,63 @@ func (s *SQL) InLiveCall(ctx context.Context, userID, except string) (bool, erro
 	}
 	return n > 0, nil
 }
+
+// Block records that user blocks other; blocking again changes nothing.
+func (s *SQL) Block(ctx context.Context, user, other string, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, s.d.q(`INSERT INTO ws_blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, blocked_id) DO NOTHING`), user, other, s.d.timeArg(at)); err != nil {
+		return fmt.Errorf("store: block: %w", err)
+	}
+	return nil
+}
+
+// Unblock forgets that user blocks other (if they did).
+func (s *SQL) Unblock(ctx context.Context, user, other string) error {
+	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_blocks WHERE user_id = ? AND blocked_id = ?`), user, other); err != nil {
+		return fmt.Errorf("store: unblock: %w", err)
+	}
+	return nil
+}
+
+// MaxBlocks bounds the list Blocks returns.
+const MaxBlocks = 1000
+
+// Blocks lists whom user blocks, in the order they were blocked.
+func (s *SQL) Blocks(ctx context.Context, user string) ([]string, error) {
+	out := []string{}
+	err := s.eachRow(ctx, s.r, `SELECT blocked_id FROM ws_blocks WHERE user_id = ? ORDER BY created_at, blocked_id LIMIT ?`,
+		[]any{user, MaxBlocks}, func(r *sql.Rows) error {
+			var id string
+			if err := r.Scan(&id); err != nil {
+				return err
+			}
+			out = append(out, id)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("store: blocks: %w", err)
+	}
+	return out, nil
+}
+
+// RingRefused reports whether callee is not to be rung by caller: callee
+// blocks caller, or, when busy counts, callee is in a call under way other
+// than except (see InLiveCall). One answer for both, so that whoever asks
+// cannot tell which applies.
+func (s *SQL) RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error) {
+	busyArg := 0
+	if busy {
+		busyArg = 1
+	}
+	var n int
+	err := s.queryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM ws_blocks WHERE user_id = ? AND blocked_id = ?) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members AS m JOIN calls AS c ON c.id = m.call_id
+			WHERE ? = 1 AND m.user_id = ? AND c.state IN ('accepted', 'active') AND c.id <> ?
+				AND (m.answer = 'accepted' OR c.created_by = m.user_id) LIMIT 1) AS b)`,
+		[]any{callee, caller, busyArg, callee, except}, &n)
+	if err != nil {
+		return false, fmt.Errorf("store: ring refused: %w", err)
+	}
+	return n > 0, nil
+}

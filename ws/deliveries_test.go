@@ -25,7 +25,7 @@ type receiver struct {
 	srv     *httptest.Server
 	secret  string
 	status  atomic.Int32
-	header  http.Header // extra response headers
+	header  func() http.Header // extra response headers, made per request
 	mu      sync.Mutex
 	gotReqs []received
 }
@@ -39,7 +39,7 @@ type received struct {
 }
 
 func newReceiver(t *testing.T, secret string, status int) *receiver {
-	r := &receiver{secret: secret, header: http.Header{}}
+	r := &receiver{secret: secret, header: func() http.Header { return nil }}
 	r.status.Store(int32(status))
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -47,7 +47,7 @@ func newReceiver(t *testing.T, secret string, status int) *receiver {
 		r.mu.Lock()
 		r.gotReqs = append(r.gotReqs, received{path: req.URL.Path, id: req.Header.Get(voiplink.HeaderDelivery), body: string(b), status: st, at: time.Now(),
 			sigErr: voiplink.Verify(req.Header, b, time.Now(), 5*time.Minute, []byte(secret))})
-		for k, v := range r.header {
+		for k, v := range r.header() {
 			w.Header()[k] = v
 		}
 		r.mu.Unlock()
@@ -189,9 +189,14 @@ func TestDeliveryRetryAfterAndDead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const secret = "hook-secret-0123456789"
 			rcv := newReceiver(t, secret, http.StatusServiceUnavailable)
-			if v := tc.retryAfter(); v != "" {
-				rcv.header.Set("Retry-After", v)
+			rcv.mu.Lock()
+			rcv.header = func() http.Header {
+				if v := tc.retryAfter(); v != "" {
+					return http.Header{"Retry-After": {v}}
+				}
+				return nil
 			}
+			rcv.mu.Unlock()
 			g := newGateway(t, gwOptions{tune: func(o *ws.Options) {
 				o.PushURL, o.PushSecret = rcv.srv.URL+"/push", secret
 				o.HookBackoff, o.HookMaxBackoff, o.HookAttempts = 10*time.Millisecond, 20*time.Millisecond, 2

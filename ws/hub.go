@@ -31,6 +31,10 @@ type Store interface {
 	User(ctx context.Context, id string) (store.WSUser, bool, error)
 	KnownUser(ctx context.Context, id string) (bool, error)
 	InLiveCall(ctx context.Context, userID, except string) (bool, error)
+	RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error)
+	Block(ctx context.Context, user, other string, at time.Time) error
+	Unblock(ctx context.Context, user, other string) error
+	Blocks(ctx context.Context, user string) ([]string, error)
 	SetPresence(ctx context.Context, replica string, userIDs []string, until time.Time) error
 	ReplicaAlive(ctx context.Context, replica string, until time.Time) error
 	DropPresence(ctx context.Context, replica, userID string) error

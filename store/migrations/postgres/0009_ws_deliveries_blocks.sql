@@ -1,6 +1,8 @@
--- Version 9: the WebSocket hub's outbound requests (the push hook for a
--- user rung while offline, the call event webhooks), kept until delivered
--- so that a failure is retried with backoff across restarts and replicas.
+-- Version 9: two more things the WebSocket hub keeps.
+--
+-- Its outbound requests (the push hook for a user rung while offline, the
+-- call event webhooks), kept until delivered so that a failure is retried
+-- with backoff across restarts and replicas.
 -- A row is written in the transaction that claims the event (webhooks) or
 -- when a user is rung while offline everywhere (push); a worker leases due
 -- rows, posts them, and deletes each once its receiver answers 2xx. The signing
@@ -21,3 +23,12 @@ CREATE TABLE ws_deliveries (
 
 -- What the worker claims: live rows by due time.
 CREATE INDEX ws_deliveries_due ON ws_deliveries (next_attempt_at) WHERE dead_at IS NULL;
+
+-- Whom each user blocked: a blocked user's rings and invitations to them
+-- are refused with 10011, as if they were offline.
+CREATE TABLE ws_blocks (
+    user_id    TEXT    NOT NULL,
+    blocked_id TEXT    NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (user_id, blocked_id)
+);
