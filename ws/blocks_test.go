@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +86,8 @@ func TestBusyAndBlockedAre10011(t *testing.T) {
 		t.Fatalf("call waiting ring: %+v", f.Data)
 	}
 	okResponse(t, ada.request(reqDecline, map[string]any{"videochatRequestId": w}))
+	// Being in v does not make dan busy for v: cy may ring him into it again.
+	okResponse(t, cy.request(reqInvite, map[string]any{"targetUser": "dan", "videochatId": strings.ToUpper(v)}))
 	// The call ends: dan is free again.
 	if _, err := g.svc.End(t.Context(), calls.UserActor("cy"), v); err != nil {
 		t.Fatal(err)

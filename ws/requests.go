@@ -77,7 +77,12 @@ func (h *Hub) handle(ctx context.Context, c *conn, in Inbound) (any, error) {
 		if req.VideochatID == "" {
 			return nil, fail(CodeBadRequest, "data.videochatId is required")
 		}
-		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}, true); err != nil {
+		// Being in this very call does not make the invitee busy for it.
+		this, err := calls.NormalizeID(req.VideochatID)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}, this, true); err != nil {
 			return nil, err
 		}
 		call, err := h.o.Service.Invite(ctx, actor, req.VideochatID, req.TargetUser)
@@ -166,10 +171,10 @@ const maxTargets = 50
 func errUnavailable() error { return fail(CodeUserUnavailable, "user not available") }
 
 // checkTargets answers 1021 for a user the gateway never knew, and 10011
-// when a target blocks the caller or (busy counting) is in another call,
-// or when nobody can be reached: every target offline on every replica
-// and no push hook to wake them.
-func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string, busy bool) error {
+// when a target blocks the caller or (busy counting) is in a call other
+// than except, or when nobody can be reached: every target offline on
+// every replica and no push hook to wake them.
+func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string, except string, busy bool) error {
 	if len(targets) == 0 {
 		return fail(CodeBadRequest, "data.targetUser is required")
 	}
@@ -200,7 +205,7 @@ func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []str
 	if !reachable {
 		return errUnavailable()
 	}
-	return h.refused(ctx, actor, targets, "", busy)
+	return h.refused(ctx, actor, targets, except, busy)
 }
 
 // refused answers 10011 when a target blocks the caller or, busy
@@ -219,7 +224,7 @@ func (h *Hub) refused(ctx context.Context, actor calls.Actor, targets []string, 
 }
 
 func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []string, req requestDirect) (any, error) {
-	if err := h.checkTargets(ctx, actor, targets, !req.Merge); err != nil {
+	if err := h.checkTargets(ctx, actor, targets, "", !req.Merge); err != nil {
 		return nil, err
 	}
 	members := make([]calls.Member, 0, len(targets))
