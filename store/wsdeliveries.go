@@ -19,6 +19,8 @@ type WSDelivery struct {
 	Attempts      int
 	NextAttemptAt time.Time
 	LastError     string
+	// ExpiresAt, when set, is when the request stops being worth sending.
+	ExpiresAt time.Time
 	// Owner and LeaseUntil are set on a claimed delivery.
 	Owner      string
 	LeaseUntil time.Time
@@ -28,6 +30,8 @@ type WSDelivery struct {
 type WSDeliveryOutcome struct {
 	ID, URL, Owner string
 	Delivered      bool
+	// Expired deliveries are deleted unsent, like delivered ones.
+	Expired bool
 	// For a failed attempt: the error, when to try again, and whether the
 	// delivery is given up (dead) at At.
 	LastError     string
@@ -40,13 +44,17 @@ type WSDeliveryOutcome struct {
 // least once, and given up.
 type WSDeliveryCounts struct{ Pending, Retrying, Dead int64 }
 
-const insertWSDelivery = `INSERT INTO ws_deliveries (id, url, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
+const insertWSDelivery = `INSERT INTO ws_deliveries (id, url, body, created_at, next_attempt_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id, url) DO NOTHING`
 
 func (s *SQL) insertWSDeliveries(ctx context.Context, tx *sql.Tx, ds []WSDelivery) error {
 	q := s.d.q(insertWSDelivery)
 	for _, d := range ds {
-		if _, err := tx.ExecContext(ctx, q, d.ID, d.URL, string(d.Body), s.d.timeArg(d.CreatedAt), s.d.timeArg(d.NextAttemptAt)); err != nil {
+		var expires *time.Time
+		if !d.ExpiresAt.IsZero() {
+			expires = &d.ExpiresAt
+		}
+		if _, err := tx.ExecContext(ctx, q, d.ID, d.URL, string(d.Body), s.d.timeArg(d.CreatedAt), s.d.timeArg(d.NextAttemptAt), s.d.nullTimeArg(expires)); err != nil {
 			return err
 		}
 	}
@@ -102,7 +110,7 @@ const claimWSDeliveries = `UPDATE ws_deliveries SET lease_owner = ?, lease_until
 		SELECT id, url FROM ws_deliveries
 		WHERE dead_at IS NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
 		ORDER BY next_attempt_at, id, url LIMIT ?%s)
-	RETURNING id, url, body, created_at, attempts, next_attempt_at, last_error`
+	RETURNING id, url, body, created_at, attempts, next_attempt_at, last_error, expires_at`
 
 // ClaimWSDeliveries leases up to limit due deliveries to owner until
 // now+lease, soonest due first. A delivery whose holder died is due again
@@ -122,10 +130,14 @@ func (s *SQL) ClaimWSDeliveries(ctx context.Context, owner string, now time.Time
 	for rows.Next() {
 		d := WSDelivery{Owner: owner, LeaseUntil: until}
 		var body string
-		if err := rows.Scan(&d.ID, &d.URL, &body, timeCol{&d.CreatedAt}, &d.Attempts, timeCol{&d.NextAttemptAt}, &d.LastError); err != nil {
+		var expires *time.Time
+		if err := rows.Scan(&d.ID, &d.URL, &body, timeCol{&d.CreatedAt}, &d.Attempts, timeCol{&d.NextAttemptAt}, &d.LastError, nullTimeCol{&expires}); err != nil {
 			return nil, fmt.Errorf("store: claim ws deliveries: %w", err)
 		}
 		d.Body = []byte(body)
+		if expires != nil {
+			d.ExpiresAt = *expires
+		}
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
@@ -143,7 +155,7 @@ func (s *SQL) FinishWSDelivery(ctx context.Context, o WSDeliveryOutcome) error {
 	const key = ` WHERE id = ? AND url = ? AND lease_owner = ?`
 	var res sql.Result
 	var err error
-	if o.Delivered {
+	if o.Delivered || o.Expired {
 		res, err = s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_deliveries`+key), o.ID, o.URL, o.Owner)
 	} else {
 		var dead *time.Time

@@ -91,8 +91,8 @@ func TestWSDeliveries(t *testing.T) {
 		if got, _ := s.ClaimWSDeliveries(ctx, "r3", later.Add(time.Hour), time.Minute, 10); len(got) != 0 {
 			t.Fatalf("a dead or delivered delivery was claimed: %+v", got)
 		}
-		// Push requests are stored once per id and URL.
-		p := WSDelivery{ID: "push-c-bob", URL: "https://push.example", Body: []byte(`{}`), CreatedAt: now, NextAttemptAt: now}
+		// Push requests are stored once per id and URL, with their expiry.
+		p := WSDelivery{ID: "push-c-bob", URL: "https://push.example", Body: []byte(`{}`), CreatedAt: now, NextAttemptAt: now, ExpiresAt: now.Add(2 * time.Minute)}
 		for range 2 {
 			if err := s.AddWSDeliveries(ctx, []WSDelivery{p}); err != nil {
 				t.Fatal(err)
@@ -100,6 +100,17 @@ func TestWSDeliveries(t *testing.T) {
 		}
 		if c, _ := s.CountWSDeliveries(ctx); c.Pending != 1 {
 			t.Fatalf("push stored twice: %+v", c)
+		}
+		got, err = s.ClaimWSDeliveries(ctx, "r1", later, time.Minute, 10)
+		if err != nil || len(got) != 1 || !got[0].ExpiresAt.Equal(p.ExpiresAt) {
+			t.Fatalf("push claimed: %+v %v", got, err)
+		}
+		// Expired: deleted unsent.
+		if err := s.FinishWSDelivery(ctx, WSDeliveryOutcome{ID: p.ID, URL: p.URL, Owner: "r1", Expired: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddWSDeliveries(ctx, []WSDelivery{p}); err != nil {
+			t.Fatal(err)
 		}
 		// Dead rows are pruned after a day; live ones stay.
 		if err := s.PruneWS(ctx, later.Add(time.Second)); err != nil {

@@ -109,15 +109,20 @@ func (h *Hub) attempt(d store.WSDelivery) {
 	var retryAfter time.Duration
 	err := errors.New("the URL is no longer configured")
 	secret, ok := h.secretFor(d.URL)
-	if ok {
+	// A push that comes after its ring is over would wake a phone for
+	// nothing: it is dropped unsent.
+	out.Expired = !d.ExpiresAt.IsZero() && !h.now().Before(d.ExpiresAt)
+	if ok && !out.Expired {
 		retryAfter, err = h.send(d, secret)
 	}
 	now := h.now()
 	attempts := d.Attempts + 1
 	var wait time.Duration
-	if err == nil {
+	switch {
+	case out.Expired:
+	case err == nil:
 		out.Delivered = true
-	} else {
+	default:
 		out.LastError, out.At = err.Error(), now
 		out.Dead = !ok || attempts >= h.o.HookAttempts
 		wait = h.backoff(attempts)
@@ -138,6 +143,9 @@ func (h *Hub) attempt(d store.WSDelivery) {
 		h.log.Warn("ws: recording an outbound delivery failed", "id", d.ID, "err", ferr)
 	}
 	switch {
+	case out.Expired:
+		h.HooksExpired.Add(1)
+		h.log.Info("ws: outbound delivery expired unsent", "id", d.ID, "attempts", d.Attempts)
 	case out.Delivered:
 		h.HooksDelivered.Add(1)
 	case out.Dead:
@@ -205,8 +213,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// newDelivery is a delivery due now.
-func (h *Hub) newDelivery(id, u string, body []byte) store.WSDelivery {
+// newDelivery is a delivery due now, worth sending until expires (zero:
+// for ever).
+func (h *Hub) newDelivery(id, u string, body []byte, expires time.Time) store.WSDelivery {
 	now := h.now()
-	return store.WSDelivery{ID: id, URL: u, Body: body, CreatedAt: now, NextAttemptAt: now}
+	return store.WSDelivery{ID: id, URL: u, Body: body, CreatedAt: now, NextAttemptAt: now, ExpiresAt: expires}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/callgate/callgate/adapters/voiplink"
+	"github.com/callgate/callgate/store"
 	"github.com/callgate/callgate/store/pgtest"
 	"github.com/callgate/callgate/ws"
 )
@@ -221,5 +222,35 @@ func TestDeliveryRetryAfterAndDead(t *testing.T) {
 				t.Fatalf("second attempt after %v, want at least %v", gap, tc.minGap)
 			}
 		})
+	}
+}
+
+// A push is worth sending only while its ring lasts: one whose receiver
+// kept failing is dropped unsent once the ring timed out, not delivered
+// later to wake a phone for a call that is over.
+func TestPushExpiresWithItsRing(t *testing.T) {
+	const secret = "hook-secret-0123456789"
+	rcv := newReceiver(t, secret, http.StatusInternalServerError)
+	g := newGateway(t, gwOptions{ringTimeout: 400 * time.Millisecond, tune: func(o *ws.Options) {
+		o.PushURL, o.PushSecret = rcv.srv.URL+"/push", secret
+		o.HookBackoff, o.HookMaxBackoff, o.HookAttempts = 50*time.Millisecond, 100*time.Millisecond, 1000
+		o.Poll = 20 * time.Millisecond
+	}})
+	ada := g.dial(t, "ada")
+	bob := g.dial(t, "bob")
+	bob.c.Close(websocket.StatusNormalClosure, "")
+	g.waitOffline(t, "bob")
+	okResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "bob"}))
+	// The receiver fails until the ring is over, then comes back: the push
+	// is not sent again.
+	waitFor(t, func() bool { return g.hub.HooksExpired.Load() == 1 })
+	tried := len(rcv.reqs())
+	rcv.status.Store(http.StatusOK)
+	time.Sleep(300 * time.Millisecond)
+	if tried == 0 || len(rcv.reqs()) != tried {
+		t.Fatalf("%d attempts before the ring ended, %d in all: want some, then none", tried, len(rcv.reqs()))
+	}
+	if c, err := g.store.CountWSDeliveries(context.Background()); err != nil || c != (store.WSDeliveryCounts{}) {
+		t.Fatalf("counts %+v %v", c, err)
 	}
 }

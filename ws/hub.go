@@ -137,8 +137,9 @@ type Hub struct {
 	// Stats for tests and benchmarks.
 	Dropped   atomic.Int64 // sockets closed for being slow
 	Delivered atomic.Int64 // frames queued to sockets
-	// Outbound requests: delivered, failed and to be retried, given up.
-	HooksDelivered, HooksRetried, HooksDead atomic.Int64
+	// Outbound requests: delivered, failed and to be retried, given up,
+	// dropped unsent for being too late (a push after its ring).
+	HooksDelivered, HooksRetried, HooksDead, HooksExpired atomic.Int64
 }
 
 // New returns a hub; Start runs it.
@@ -455,12 +456,13 @@ func (h *Hub) reachable(ctx context.Context, user string) (bool, error) {
 // push asks the app's push endpoint to wake the user's phone (VoIP push):
 // the request is stored, then sent by the delivery worker.
 func (h *Hub) push(ctx context.Context, callee string, caller CallMember, call calls.Call) {
+	expires := call.StateChangedAt.Add(h.o.Service.RingTimeout())
 	body, _ := json.Marshal(map[string]any{
 		"type": "incoming_call", "userId": callee, "caller": caller,
 		"callId": call.ID, "videochatRequestId": call.ID, "callType": call.Type,
-		"expiresAt": call.StateChangedAt.Add(h.o.Service.RingTimeout()).UTC().Format(time.RFC3339),
+		"expiresAt": expires.UTC().Format(time.RFC3339),
 	})
-	if err := h.o.Store.AddWSDeliveries(ctx, []store.WSDelivery{h.newDelivery("push-"+call.ID+"-"+callee, h.o.PushURL, body)}); err != nil {
+	if err := h.o.Store.AddWSDeliveries(ctx, []store.WSDelivery{h.newDelivery("push-"+call.ID+"-"+callee, h.o.PushURL, body, expires)}); err != nil {
 		h.log.Error("ws: storing a push request failed", "call_id", call.ID, "err", err)
 		return
 	}

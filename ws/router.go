@@ -131,7 +131,7 @@ func (r *router) webhooks(ctx context.Context, ev calls.Event, c *calls.Call) {
 	body, _ := json.Marshal(map[string]any{"type": EvCall, "eventId": seqID(ev.Seq), "date": millis(ev.At), "data": ce})
 	ds := make([]store.WSDelivery, 0, len(r.h.o.Webhooks))
 	for _, w := range r.h.o.Webhooks {
-		ds = append(ds, r.h.newDelivery("event-"+seqID(ev.Seq), w.URL, body))
+		ds = append(ds, r.h.newDelivery("event-"+seqID(ev.Seq), w.URL, body, time.Time{}))
 	}
 	// The replica that claims the event stores its deliveries in the same
 	// transaction; the worker of any replica sends them.

@@ -18,6 +18,9 @@ CREATE TABLE ws_deliveries (
     lease_until     TIMESTAMPTZ,
     last_error      TEXT    NOT NULL DEFAULT '',
     dead_at         TIMESTAMPTZ,
+    -- A push is pointless once its ring is over: it is dropped, not sent,
+    -- after expires_at. NULL: no expiry (event webhooks).
+    expires_at      TIMESTAMPTZ,
     PRIMARY KEY (id, url)
 );
 
