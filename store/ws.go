@@ -16,6 +16,34 @@ import (
 // where, and the claims that make each event's outbound webhook go out
 // once across replicas.
 
+// prepared returns the statement for query on the read pool, prepared
+// once. The hub runs the same few reads for every ring; SQLite would parse
+// each again (a third of a ring's CPU went to its parser), and pgx keeps
+// its own statement cache, so this costs PostgreSQL nothing.
+func (s *SQL) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a prepared single-row read.
+func (s *SQL) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	st, err := s.prepared(ctx, s.d.q(query))
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
 // LastEventSeq returns the highest seq in the event log (0 when empty).
 func (s *SQL) LastEventSeq(ctx context.Context) (int64, error) {
 	var seq sql.NullInt64
@@ -28,7 +56,12 @@ func (s *SQL) LastEventSeq(ctx context.Context) (int64, error) {
 // EventsAfter returns events of every call with Seq > after, in seq order,
 // at most limit.
 func (s *SQL) EventsAfter(ctx context.Context, after int64, limit int) ([]calls.Event, error) {
-	return s.scanEvents(ctx, "events after", s.d.q(`SELECT seq, call_id, kind, state, actor, identity, reason, at FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	st, err := s.prepared(ctx, s.d.q(`SELECT seq, call_id, kind, state, actor, identity, reason, at FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`))
+	if err != nil {
+		return nil, fmt.Errorf("store: events after: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, after, limit)
+	return s.readEvents("events after", rows, err)
 }
 
 // UserEvents returns events with Seq > after of the calls userID is a
@@ -42,6 +75,10 @@ func (s *SQL) UserEvents(ctx context.Context, userID string, after int64, limit 
 
 func (s *SQL) scanEvents(ctx context.Context, what, query string, args ...any) ([]calls.Event, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
+	return s.readEvents(what, rows, err)
+}
+
+func (s *SQL) readEvents(what string, rows *sql.Rows, err error) ([]calls.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
@@ -90,8 +127,8 @@ func (s *SQL) TouchUser(ctx context.Context, u WSUser, at time.Time) error {
 // user never connected.
 func (s *SQL) User(ctx context.Context, id string) (WSUser, bool, error) {
 	u := WSUser{ID: id}
-	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT name, image_url, first_seen, last_seen FROM ws_users WHERE user_id = ?`), id).
-		Scan(&u.Name, &u.ImageURL, timeCol{&u.FirstSeen}, timeCol{&u.LastSeen})
+	err := s.queryRow(ctx, `SELECT name, image_url, first_seen, last_seen FROM ws_users WHERE user_id = ?`, []any{id},
+		&u.Name, &u.ImageURL, timeCol{&u.FirstSeen}, timeCol{&u.LastSeen})
 	if errors.Is(err, sql.ErrNoRows) {
 		return WSUser{ID: id}, false, nil
 	}
@@ -105,9 +142,9 @@ func (s *SQL) User(ctx context.Context, id string) (WSUser, bool, error) {
 // connected, or it is (or was) a member of a call.
 func (s *SQL) KnownUser(ctx context.Context, id string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT
+	err := s.queryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM ws_users WHERE user_id = ?) +
-		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members WHERE user_id = ? LIMIT 1) AS m)`), id, id).Scan(&n)
+		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members WHERE user_id = ? LIMIT 1) AS m)`, []any{id, id}, &n)
 	if err != nil {
 		return false, fmt.Errorf("store: known user: %w", err)
 	}
@@ -160,8 +197,8 @@ func (s *SQL) ReplicaAlive(ctx context.Context, replica string, until time.Time)
 // Online reports whether the user has a socket on a live replica at now.
 func (s *SQL) Online(ctx context.Context, userID string, now time.Time) (bool, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*) FROM ws_presence AS p JOIN ws_replicas AS r ON r.replica = p.replica
-		WHERE p.user_id = ? AND r.expires_at > ?`), userID, s.d.timeArg(now)).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM ws_presence AS p JOIN ws_replicas AS r ON r.replica = p.replica
+		WHERE p.user_id = ? AND r.expires_at > ?`, []any{userID, s.d.timeArg(now)}, &n); err != nil {
 		return false, fmt.Errorf("store: online: %w", err)
 	}
 	return n > 0, nil
@@ -181,10 +218,15 @@ func (s *SQL) ClaimEvent(ctx context.Context, seq int64, at time.Time) (bool, er
 	return n == 1, nil
 }
 
-// PruneWS forgets event claims and presence rows older than before.
+// PruneWS forgets event claims, dead deliveries and presence rows older
+// than before.
 func (s *SQL) PruneWS(ctx context.Context, before time.Time) error {
 	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_event_claims WHERE claimed_at < ?`), s.d.timeArg(before)); err != nil {
 		return fmt.Errorf("store: prune event claims: %w", err)
+	}
+	// Dead deliveries stay a day for people to look at.
+	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_deliveries WHERE dead_at < ?`), s.d.timeArg(before)); err != nil {
+		return fmt.Errorf("store: prune dead deliveries: %w", err)
 	}
 	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_presence WHERE replica IN (SELECT replica FROM ws_replicas WHERE expires_at < ?)`), s.d.timeArg(before)); err != nil {
 		return fmt.Errorf("store: prune presence: %w", err)
@@ -193,4 +235,78 @@ func (s *SQL) PruneWS(ctx context.Context, before time.Time) error {
 		return fmt.Errorf("store: prune replicas: %w", err)
 	}
 	return nil
+}
+
+// InLiveCall reports whether the user is in a call under way (accepted or
+// active) other than except: its creator, or a member who accepted. It is
+// what "busy" means to a ring.
+func (s *SQL) InLiveCall(ctx context.Context, userID, except string) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM call_members AS m JOIN calls AS c ON c.id = m.call_id
+		WHERE m.user_id = ? AND c.state IN ('accepted', 'active') AND c.id <> ?
+			AND (m.answer = 'accepted' OR c.created_by = m.user_id) LIMIT 1) AS b`, []any{userID, except}, &n)
+	if err != nil {
+		return false, fmt.Errorf("store: in live call: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Block records that user blocks other; blocking again changes nothing.
+func (s *SQL) Block(ctx context.Context, user, other string, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, s.d.q(`INSERT INTO ws_blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, blocked_id) DO NOTHING`), user, other, s.d.timeArg(at)); err != nil {
+		return fmt.Errorf("store: block: %w", err)
+	}
+	return nil
+}
+
+// Unblock forgets that user blocks other (if they did).
+func (s *SQL) Unblock(ctx context.Context, user, other string) error {
+	if _, err := s.w.ExecContext(ctx, s.d.q(`DELETE FROM ws_blocks WHERE user_id = ? AND blocked_id = ?`), user, other); err != nil {
+		return fmt.Errorf("store: unblock: %w", err)
+	}
+	return nil
+}
+
+// MaxBlocks bounds the list Blocks returns.
+const MaxBlocks = 1000
+
+// Blocks lists whom user blocks, in the order they were blocked.
+func (s *SQL) Blocks(ctx context.Context, user string) ([]string, error) {
+	out := []string{}
+	err := s.eachRow(ctx, s.r, `SELECT blocked_id FROM ws_blocks WHERE user_id = ? ORDER BY created_at, blocked_id LIMIT ?`,
+		[]any{user, MaxBlocks}, func(r *sql.Rows) error {
+			var id string
+			if err := r.Scan(&id); err != nil {
+				return err
+			}
+			out = append(out, id)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("store: blocks: %w", err)
+	}
+	return out, nil
+}
+
+// RingRefused reports whether callee is not to be rung by caller: callee
+// blocks caller, or, when busy counts, callee is in a call under way other
+// than except (see InLiveCall). One answer for both, so that whoever asks
+// cannot tell which applies.
+func (s *SQL) RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error) {
+	busyArg := 0
+	if busy {
+		busyArg = 1
+	}
+	var n int
+	err := s.queryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM ws_blocks WHERE user_id = ? AND blocked_id = ?) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members AS m JOIN calls AS c ON c.id = m.call_id
+			WHERE ? = 1 AND m.user_id = ? AND c.state IN ('accepted', 'active') AND c.id <> ?
+				AND (m.answer = 'accepted' OR c.created_by = m.user_id) LIMIT 1) AS b)`,
+		[]any{callee, caller, busyArg, callee, except}, &n)
+	if err != nil {
+		return false, fmt.Errorf("store: ring refused: %w", err)
+	}
+	return n > 0, nil
 }

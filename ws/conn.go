@@ -83,7 +83,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 	if slices.Contains(h.o.AllowedOrigins, "*") {
 		opts.InsecureSkipVerify = true
 	}
-	wsc, err := websocket.Accept(w, r, opts)
+	wsc, err := websocket.Accept(slimHijacker{w}, r, opts)
 	if err != nil {
 		// Accept has answered (403 for a foreign origin, 426 …).
 		return nil
@@ -110,6 +110,8 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, userID string, p Pro
 	if err := h.o.Store.TouchUser(ctx, store.WSUser{ID: userID, Name: p.Name, ImageURL: p.ImageURL}, h.now()); err != nil {
 		h.log.Warn("ws: recording the user failed", "err", err)
 	}
+	// A new name or picture shows at once on this replica.
+	h.profiles.drop(userID)
 	if err := h.o.Store.SetPresence(ctx, h.o.Replica, []string{userID}, h.presenceUntil()); err != nil {
 		h.log.Warn("ws: recording presence failed", "err", err)
 	}

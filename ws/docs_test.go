@@ -19,7 +19,7 @@ func TestDocsNameEveryMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{ws.ReqRequestDirect, ws.ReqInvite, ws.ReqAccept, ws.ReqDecline, ws.ReqMerge, ws.ReqPing,
+	for _, name := range []string{ws.ReqRequestDirect, ws.ReqInvite, ws.ReqAccept, ws.ReqDecline, ws.ReqMerge, ws.ReqPing, ws.ReqBlock, ws.ReqUnblock, ws.ReqBlocks,
 		ws.EvRequested, ws.EvDirectAccepted, ws.EvAccepted, ws.EvDeclined, ws.EvCall, ws.EvSession, ws.EvPong, ws.EvError} {
 		if !strings.Contains(string(spec), "name: "+name+"\n") {
 			t.Errorf("asyncapi.yaml has no message %s", name)

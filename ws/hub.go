@@ -1,23 +1,19 @@
 package ws
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/calls"
 	"github.com/callgate/callgate/store"
 )
@@ -34,11 +30,19 @@ type Store interface {
 	TouchUser(ctx context.Context, u store.WSUser, at time.Time) error
 	User(ctx context.Context, id string) (store.WSUser, bool, error)
 	KnownUser(ctx context.Context, id string) (bool, error)
+	InLiveCall(ctx context.Context, userID, except string) (bool, error)
+	RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error)
+	Block(ctx context.Context, user, other string, at time.Time) error
+	Unblock(ctx context.Context, user, other string) error
+	Blocks(ctx context.Context, user string) ([]string, error)
 	SetPresence(ctx context.Context, replica string, userIDs []string, until time.Time) error
 	ReplicaAlive(ctx context.Context, replica string, until time.Time) error
 	DropPresence(ctx context.Context, replica, userID string) error
 	Online(ctx context.Context, userID string, now time.Time) (bool, error)
-	ClaimEvent(ctx context.Context, seq int64, at time.Time) (bool, error)
+	ClaimEventDeliveries(ctx context.Context, seq int64, at time.Time, ds []store.WSDelivery) (bool, error)
+	AddWSDeliveries(ctx context.Context, ds []store.WSDelivery) error
+	ClaimWSDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.WSDelivery, error)
+	FinishWSDelivery(ctx context.Context, o store.WSDeliveryOutcome) error
 	PruneWS(ctx context.Context, before time.Time) error
 }
 
@@ -85,6 +89,15 @@ type Options struct {
 	PushSecret string
 	Webhooks   []Webhook
 	HTTPClient *http.Client
+	// Outbound requests are stored and retried until delivered (see
+	// deliveries.go): HookAttempts tries (default 10), the first retry
+	// after HookBackoff (default 2s), doubling up to HookMaxBackoff
+	// (default 10m); a replica holds a delivery it is sending for
+	// HookLease (default 1m) before another may take it over.
+	HookAttempts   int
+	HookBackoff    time.Duration
+	HookMaxBackoff time.Duration
+	HookLease      time.Duration
 	// Poll bounds how long an event waits when a wake-up is lost; default 1s.
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -105,16 +118,28 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
-	hooks  chan hookJob
+	kick   chan struct{}
 
 	// cursor state, owned by the pump loop
 	high      int64
 	delivered map[int64]struct{}
 	gaps      map[int64]time.Time
 
+	// profiles caches users' display names and pictures for
+	// profileTTL; known remembers users known to the gateway (that never
+	// changes back).
+	profiles *ttlCache[store.WSUser]
+	known    *ttlCache[struct{}]
+	// fresh holds the calls this replica just created, for routing the
+	// events of their creation without reading them back (see callAt).
+	fresh *ttlCache[*calls.Call]
+
 	// Stats for tests and benchmarks.
 	Dropped   atomic.Int64 // sockets closed for being slow
 	Delivered atomic.Int64 // frames queued to sockets
+	// Outbound requests: delivered, failed and to be retried, given up,
+	// dropped unsent for being too late (a push after its ring).
+	HooksDelivered, HooksRetried, HooksDead, HooksExpired atomic.Int64
 }
 
 // New returns a hub; Start runs it.
@@ -144,7 +169,10 @@ func New(o Options) (*Hub, error) {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	h := &Hub{o: o, log: o.Logger, now: o.Now, users: map[string]map[*conn]struct{}{},
-		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, hooks: make(chan hookJob, 1024)}
+		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, kick: make(chan struct{}, 1),
+		profiles: newTTLCache[store.WSUser](profileTTL, 100_000), known: newTTLCache[struct{}](0, 100_000),
+		fresh: newTTLCache[*calls.Call](freshTTL, 10_000)}
+	h.deliveryDefaults()
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -170,7 +198,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.loops.Add(3)
 	go func() { defer h.loops.Done(); defer stop(); h.pumpLoop(woken) }()
 	go func() { defer h.loops.Done(); h.presenceLoop() }()
-	go func() { defer h.loops.Done(); h.hookLoop() }()
+	go func() { defer h.loops.Done(); h.deliveryLoop() }()
 	return nil
 }
 
@@ -425,83 +453,55 @@ func (h *Hub) reachable(ctx context.Context, user string) (bool, error) {
 	return h.o.Store.Online(ctx, user, h.now())
 }
 
-type hookJob struct {
-	url, secret string
-	body        []byte
-	id          string
-}
-
-func (h *Hub) hookLoop() {
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case j := <-h.hooks:
-			h.post(j)
-		}
-	}
-}
-
-// post sends one signed request, retrying twice on failure.
-func (h *Hub) post(j hookJob) {
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-			}
-		}
-		ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
-		if err != nil {
-			cancel()
-			h.log.Warn("ws: bad outbound URL", "err", err)
-			return
-		}
-		now := h.now()
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(voiplink.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		req.Header.Set(voiplink.HeaderSignature, voiplink.Sign([]byte(j.secret), now, j.body))
-		req.Header.Set(voiplink.HeaderDelivery, j.id)
-		resp, err := h.o.HTTPClient.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 300 {
-				return
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		h.log.Warn("ws: outbound request failed", "id", j.id, "attempt", attempt+1, "err", err)
-	}
-}
-
-func (h *Hub) enqueueHook(j hookJob) {
-	select {
-	case h.hooks <- j:
-	default:
-		h.log.Warn("ws: outbound queue full; request dropped", "id", j.id)
-	}
-}
-
-// push asks the app's push endpoint to wake the user's phone (VoIP push).
-func (h *Hub) push(callee string, caller CallMember, call calls.Call) {
+// push asks the app's push endpoint to wake the user's phone (VoIP push):
+// the request is stored, then sent by the delivery worker.
+func (h *Hub) push(ctx context.Context, callee string, caller CallMember, call calls.Call) {
+	expires := call.StateChangedAt.Add(h.o.Service.RingTimeout())
 	body, _ := json.Marshal(map[string]any{
 		"type": "incoming_call", "userId": callee, "caller": caller,
 		"callId": call.ID, "videochatRequestId": call.ID, "callType": call.Type,
-		"expiresAt": call.StateChangedAt.Add(h.o.Service.RingTimeout()).UTC().Format(time.RFC3339),
+		"expiresAt": expires.UTC().Format(time.RFC3339),
 	})
-	h.enqueueHook(hookJob{url: h.o.PushURL, secret: h.o.PushSecret, body: body, id: "push-" + call.ID + "-" + callee})
+	if err := h.o.Store.AddWSDeliveries(ctx, []store.WSDelivery{h.newDelivery("push-"+call.ID+"-"+callee, h.o.PushURL, body, expires)}); err != nil {
+		h.log.Error("ws: storing a push request failed", "call_id", call.ID, "err", err)
+		return
+	}
+	h.kickDeliveries()
 }
+
+// profileTTL bounds how long a changed display name or picture (given
+// when the user connects on another replica) may go unseen here.
+const profileTTL = 10 * time.Second
 
 // member returns the display info of a user.
 func (h *Hub) member(ctx context.Context, id string, role calls.Role) CallMember {
-	u, _, err := h.o.Store.User(ctx, id)
-	if err != nil {
-		u.ID = id
+	now := h.now()
+	u, ok := h.profiles.get(id, now)
+	if !ok {
+		var err error
+		if u, _, err = h.o.Store.User(ctx, id); err != nil {
+			u = store.WSUser{ID: id}
+		} else {
+			h.profiles.put(id, u, now)
+		}
 	}
 	return CallMember{UserID: id, Name: u.Name, ImageURL: u.ImageURL, Role: string(role)}
+}
+
+// knownUser reports whether the gateway knows the user: one with a socket
+// here is known, and a user once known stays known.
+func (h *Hub) knownUser(ctx context.Context, id string) (bool, error) {
+	if h.hasSockets(id) {
+		return true, nil
+	}
+	if _, ok := h.known.get(id, h.now()); ok {
+		return true, nil
+	}
+	known, err := h.o.Store.KnownUser(ctx, id)
+	if known {
+		h.known.put(id, struct{}{}, h.now())
+	}
+	return known, err
 }
 
 func simple(m CallMember) UserSimple {

@@ -24,6 +24,11 @@ const (
 	ReqDecline       = "videochat:declineVideochatRequest"
 	ReqMerge         = "videochat:mergeToVideochat"
 	ReqPing          = "ping"
+	// Our extension: a user's block list. A blocked user's rings and
+	// invitations get 10011, like an offline user's.
+	ReqBlock   = "videochat:blockUser"
+	ReqUnblock = "videochat:unblockUser"
+	ReqBlocks  = "videochat:blockedUsers"
 )
 
 // Event names (server → client).

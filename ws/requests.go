@@ -19,6 +19,14 @@ type requestDirect struct {
 	Type        string   `json:"type"`
 	Provider    string   `json:"provider"`
 	Title       string   `json:"title"`
+	// Merge rings a callee who is in another call anyway (call waiting),
+	// so that they may merge the caller into it; without it a busy
+	// callee is not available (10011).
+	Merge bool `json:"merge"`
+}
+
+type blockReq struct {
+	TargetUser string `json:"targetUser"`
 }
 
 type inviteReq struct {
@@ -69,7 +77,12 @@ func (h *Hub) handle(ctx context.Context, c *conn, in Inbound) (any, error) {
 		if req.VideochatID == "" {
 			return nil, fail(CodeBadRequest, "data.videochatId is required")
 		}
-		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}); err != nil {
+		// Being in this very call does not make the invitee busy for it.
+		this, err := calls.NormalizeID(req.VideochatID)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}, this, true); err != nil {
 			return nil, err
 		}
 		call, err := h.o.Service.Invite(ctx, actor, req.VideochatID, req.TargetUser)
@@ -113,17 +126,55 @@ func (h *Hub) handle(ctx context.Context, c *conn, in Inbound) (any, error) {
 			return nil, err
 		}
 		return map[string]string{"videochatId": call.ID, "videochatRequestId": strings.ToLower(req.VideochatRequestID)}, nil
+	case ReqBlock, ReqUnblock, ReqBlocks:
+		var req blockReq
+		if err := decode(in.Data, &req); err != nil {
+			return nil, err
+		}
+		return h.blocks(ctx, actor, in.Name, req.TargetUser)
 	}
 	return nil, fail(CodeBadRequest, fmt.Sprintf("unknown request %q", in.Name))
+}
+
+// blocks changes (blockUser, unblockUser) or reads (blockedUsers) the
+// user's block list and returns it.
+func (h *Hub) blocks(ctx context.Context, actor calls.Actor, name, target string) (any, error) {
+	if name != ReqBlocks {
+		if err := calls.ValidateUserID("targetUser", target); err != nil || strings.TrimSpace(target) == "" {
+			return nil, fail(CodeBadRequest, "data.targetUser must be a user id")
+		}
+		if target == actor.UserID {
+			return nil, fail(CodeBadRequest, "a user cannot block themselves")
+		}
+		var err error
+		if name == ReqBlock {
+			err = h.o.Store.Block(ctx, actor.UserID, target, h.now())
+		} else {
+			err = h.o.Store.Unblock(ctx, actor.UserID, target)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	list, err := h.o.Store.Blocks(ctx, actor.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"blockedUsers": list}, nil
 }
 
 // maxTargets bounds the people one request rings.
 const maxTargets = 50
 
-// checkTargets answers 1021 for a user the gateway never knew and 10011
-// when nobody can be reached: every target offline on every replica and
-// no push hook to wake them.
-func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string) error {
+// errUnavailable is 10011, whatever the reason: a caller must not learn
+// whether they were blocked, the callee is busy, or offline.
+func errUnavailable() error { return fail(CodeUserUnavailable, "user not available") }
+
+// checkTargets answers 1021 for a user the gateway never knew, and 10011
+// when a target blocks the caller or (busy counting) is in a call other
+// than except, or when nobody can be reached: every target offline on
+// every replica and no push hook to wake them.
+func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string, except string, busy bool) error {
 	if len(targets) == 0 {
 		return fail(CodeBadRequest, "data.targetUser is required")
 	}
@@ -138,7 +189,7 @@ func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []str
 		if t == actor.UserID {
 			return fail(CodeBadRequest, "a user cannot ring themselves")
 		}
-		known, err := h.o.Store.KnownUser(ctx, t)
+		known, err := h.knownUser(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -152,24 +203,52 @@ func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []str
 		reachable = reachable || on || h.o.PushURL != ""
 	}
 	if !reachable {
-		return fail(CodeUserUnavailable, "user is not available: offline on every device")
+		return errUnavailable()
+	}
+	return h.refused(ctx, actor, targets, except, busy)
+}
+
+// refused answers 10011 when a target blocks the caller or, busy
+// counting, is in a call under way other than except.
+func (h *Hub) refused(ctx context.Context, actor calls.Actor, targets []string, except string, busy bool) error {
+	for _, t := range targets {
+		no, err := h.o.Store.RingRefused(ctx, actor.UserID, t, except, busy)
+		if err != nil {
+			return err
+		}
+		if no {
+			return errUnavailable()
+		}
 	}
 	return nil
 }
 
 func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []string, req requestDirect) (any, error) {
-	if err := h.checkTargets(ctx, actor, targets); err != nil {
+	if err := h.checkTargets(ctx, actor, targets, "", !req.Merge); err != nil {
 		return nil, err
 	}
 	members := make([]calls.Member, 0, len(targets))
 	for _, t := range targets {
 		members = append(members, calls.Member{UserID: t, Role: calls.RoleParticipant})
 	}
-	call, _, err := h.o.Service.Create(ctx, actor, calls.CreateRequest{
+	call, created, err := h.o.Service.Create(ctx, actor, calls.CreateRequest{
 		Type: req.Type, Provider: req.Provider, Title: req.Title, Members: members, Ring: true,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		stored := call
+		h.fresh.put(call.ID, &stored, h.now())
+		// A block or another call that committed after the check and
+		// before the ring: the ring is cancelled at once (the callee's
+		// devices may have seen it start) and the caller gets 10011.
+		if err := h.refused(ctx, actor, targets, call.ID, !req.Merge); err != nil {
+			if _, cerr := h.o.Service.Decline(ctx, actor, call.ID); cerr != nil {
+				h.log.Warn("ws: cancelling a refused ring failed", "call_id", call.ID, "err", cerr)
+			}
+			return nil, err
+		}
 	}
 	h.pushIfOffline(ctx, actor, call, targets)
 	return map[string]string{"videochatRequestId": call.ID}, nil
@@ -182,7 +261,7 @@ func (h *Hub) pushIfOffline(ctx context.Context, actor calls.Actor, call calls.C
 	caller := h.member(ctx, actor.UserID, calls.RoleOwner)
 	for _, t := range targets {
 		if on, err := h.reachable(ctx, t); err == nil && !on {
-			h.push(t, caller, call)
+			h.push(ctx, t, caller, call)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/store"
 )
 
 // router turns stored events into frames for the people they concern. It
@@ -34,6 +35,33 @@ func (r *router) call(ctx context.Context, id string) *calls.Call {
 	return &c
 }
 
+// freshTTL bounds how long a created call waits for its creation events
+// to be routed; after it they read the call like any other event.
+const freshTTL = 5 * time.Second
+
+// creation reports whether the event is one of those a call is created
+// with: the call as its creator got it back is the call as of the event.
+// (Rings without Identity happen only at creation; invitations name whom
+// they ring.)
+func creation(ev calls.Event) bool {
+	return ev.Kind == calls.EventCreated || (ev.Kind == calls.EventRinging && ev.Identity == "")
+}
+
+// callAt returns the call for routing ev: for the events of a call this
+// replica just created, the call as created, which spares reading it back
+// on the path of every ring; otherwise the call as stored now.
+func (r *router) callAt(ctx context.Context, ev calls.Event) *calls.Call {
+	if creation(ev) {
+		if c, ok := r.h.fresh.get(ev.CallID, r.h.now()); ok {
+			if ev.Kind == calls.EventRinging {
+				r.h.fresh.drop(ev.CallID)
+			}
+			return c
+		}
+	}
+	return r.call(ctx, ev.CallID)
+}
+
 func (r *router) member(ctx context.Context, id string, role calls.Role) CallMember {
 	m, ok := r.members[id]
 	if !ok {
@@ -59,9 +87,14 @@ func recipients(c *calls.Call) []string {
 // route sends the event's frames to the sockets of this replica and, when
 // this replica claims it, to the outbound webhooks.
 func (r *router) route(ctx context.Context, ev calls.Event) {
+	if ev.Kind == calls.EventUpdated && ev.Reason != calls.ReasonMerged {
+		// Nobody is told of other updates (a room made ready, a surface
+		// added): no frame, no webhook, so no call read either.
+		return
+	}
 	var c *calls.Call
 	if len(r.h.o.Webhooks) > 0 {
-		if c = r.call(ctx, ev.CallID); c != nil {
+		if c = r.callAt(ctx, ev); c != nil {
 			r.webhooks(ctx, ev, c)
 		}
 	}
@@ -73,7 +106,7 @@ func (r *router) route(ctx context.Context, ev calls.Event) {
 		if !r.h.anyone() {
 			return
 		}
-		c = r.call(ctx, ev.CallID)
+		c = r.callAt(ctx, ev)
 		if c == nil {
 			return
 		}
@@ -95,17 +128,20 @@ func (r *router) webhooks(ctx context.Context, ev calls.Event, c *calls.Call) {
 	if !ok {
 		return
 	}
-	claimed, err := r.h.o.Store.ClaimEvent(ctx, ev.Seq, r.h.now())
+	body, _ := json.Marshal(map[string]any{"type": EvCall, "eventId": seqID(ev.Seq), "date": millis(ev.At), "data": ce})
+	ds := make([]store.WSDelivery, 0, len(r.h.o.Webhooks))
+	for _, w := range r.h.o.Webhooks {
+		ds = append(ds, r.h.newDelivery("event-"+seqID(ev.Seq), w.URL, body, time.Time{}))
+	}
+	// The replica that claims the event stores its deliveries in the same
+	// transaction; the worker of any replica sends them.
+	claimed, err := r.h.o.Store.ClaimEventDeliveries(ctx, ev.Seq, r.h.now(), ds)
 	if err != nil {
 		r.h.log.Warn("ws: claiming an event for webhooks failed", "seq", ev.Seq, "err", err)
 		return
 	}
-	if !claimed {
-		return
-	}
-	body, _ := json.Marshal(map[string]any{"type": EvCall, "eventId": seqID(ev.Seq), "date": millis(ev.At), "data": ce})
-	for _, w := range r.h.o.Webhooks {
-		r.h.enqueueHook(hookJob{url: w.URL, secret: w.Secret, body: body, id: "event-" + seqID(ev.Seq)})
+	if claimed {
+		r.h.kickDeliveries()
 	}
 }
 
@@ -231,14 +267,11 @@ func (r *router) requested(ctx context.Context, ev calls.Event, c *calls.Call, u
 		}
 		req.Participants = append(req.Participants, simple(r.member(ctx, m.UserID, m.Role)))
 	}
-	busy, _, err := r.h.o.Store.SearchCalls(ctx, calls.SearchQuery{UserID: user, States: []calls.State{calls.StateAccepted, calls.StateActive}, Limit: 2})
-	if err == nil {
-		for _, b := range busy {
-			if b.ID != c.ID {
-				req.Busy = true
-			}
-		}
+	busy, err := r.h.o.Store.InLiveCall(ctx, user, c.ID)
+	if err != nil {
+		r.h.log.Warn("ws: reading whether a callee is busy failed", "call_id", c.ID, "err", err)
 	}
+	req.Busy = busy
 	return req
 }
 

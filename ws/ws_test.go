@@ -183,7 +183,9 @@ func TestMerge(t *testing.T) {
 	v := ada.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
 	okResponse(t, bob.request(reqAccept, map[string]any{"videochatRequestId": v}))
 
-	r := carol.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
+	// bob is busy: without merge carol gets 10011; with it bob is rung.
+	errResponse(t, carol.request(reqDirect, map[string]any{"targetUser": "bob"}), ws.CodeUserUnavailable)
+	r := carol.request(reqDirect, map[string]any{"targetUser": "bob", "merge": true}).str("videochatRequestId")
 	rq := bob.waitFor(func(f frame) bool {
 		return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == r
 	}, "carol's ring")
@@ -248,7 +250,8 @@ func TestReconnectResume(t *testing.T) {
 	phone.c.Close(websocket.StatusNormalClosure, "tunnel")
 
 	okResponse(t, laptop.request(reqAccept, map[string]any{"videochatRequestId": id1}))
-	id2 := ada.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
+	// bob is in the call with ada now: a second ring needs merge (call waiting).
+	id2 := ada.request(reqDirect, map[string]any{"targetUser": "bob", "merge": true}).str("videochatRequestId")
 	laptop.waitFor(func(f frame) bool {
 		return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == id2
 	}, "second ring")
@@ -557,7 +560,8 @@ func TestTwoDevicesAcceptAtOnce(t *testing.T) {
 	g := newGateway(t, gwOptions{})
 	ada, bob1, bob2 := g.dial(t, "ada"), g.dial(t, "bob"), g.dial(t, "bob")
 	for i := range 10 {
-		id := ada.request(reqDirect, map[string]any{"targetUser": "bob"}).str("videochatRequestId")
+		// The calls accepted before stay live: bob is busy, rung with merge.
+		id := ada.request(reqDirect, map[string]any{"targetUser": "bob", "merge": true}).str("videochatRequestId")
 		bob1.waitFor(func(f frame) bool {
 			return f.Name == "videochat:videochatRequested" && f.str("videochatRequestId") == id
 		}, "ring")

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/store"
 )
 
 // storeGauges reports, at scrape time and from the store, the calls per
@@ -97,4 +98,27 @@ func (m *workerMetrics) DeliveryDone(chat, outcome string, latency time.Duration
 	if outcome == "delivered" {
 		m.deliveryLatency.WithLabelValues(chat).Observe(max(latency, 0).Seconds())
 	}
+}
+
+// wsDeliveryGauges reports the WebSocket hub's outbound requests (push
+// hook, event webhooks) not yet delivered, by status, from the store.
+type wsDeliveryGauges struct {
+	count func(context.Context) (store.WSDeliveryCounts, error)
+}
+
+var wsDeliveriesDesc = prometheus.NewDesc("callgate_ws_deliveries", "WebSocket push and event webhook requests not yet delivered, by status (pending, retrying, dead).", []string{"status"}, nil)
+
+func (g *wsDeliveryGauges) Describe(ch chan<- *prometheus.Desc) { ch <- wsDeliveriesDesc }
+
+func (g *wsDeliveryGauges) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := g.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(wsDeliveriesDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(wsDeliveriesDesc, prometheus.GaugeValue, float64(c.Pending), "pending")
+	ch <- prometheus.MustNewConstMetric(wsDeliveriesDesc, prometheus.GaugeValue, float64(c.Retrying), "retrying")
+	ch <- prometheus.MustNewConstMetric(wsDeliveriesDesc, prometheus.GaugeValue, float64(c.Dead), "dead")
 }

@@ -174,6 +174,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		if err := hub.Start(ctx); err != nil {
 			return fmt.Errorf("websocket hub: %w", err)
 		}
+		srv.Registry.MustRegister(&wsDeliveryGauges{count: st.CountWSDeliveries})
 		apiOpts.WebSocket = hub
 	}
 	if _, err := api.Register(srv.Echo, apiOpts); err != nil {
