@@ -51,9 +51,9 @@ type SQL struct {
 	// stopCheckpoints ends SQLite's background checkpointer; nil for
 	// PostgreSQL.
 	stopCheckpoints func()
-	// stmts holds the prepared statements of the WebSocket hub's hot
+	// hubStmts holds the prepared statements of the WebSocket hub's hot
 	// reads (see prepared), by query text.
-	stmts sync.Map
+	hubStmts sync.Map
 }
 
 var _ calls.Store = (*SQL)(nil)

@@ -21,14 +21,14 @@ import (
 // each again (a third of a ring's CPU went to its parser), and pgx keeps
 // its own statement cache, so this costs PostgreSQL nothing.
 func (s *SQL) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := s.stmts.Load(query); ok {
+	if st, ok := s.hubStmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
 	st, err := s.r.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+	if prev, loaded := s.hubStmts.LoadOrStore(query, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
