@@ -76,6 +76,9 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		created bool
 	)
 	err = s.write(ctx, id, func(ctx context.Context, tx *txn) error {
+		if err := s.checkAvailability(ctx, tx); err != nil {
+			return err
+		}
 		// Insert-if-absent in one statement: concurrent creators of one id
 		// wait on the primary key, and all but the first insert nothing.
 		res, err := tx.ExecContext(ctx, s.d.q(insertCall), args...)
@@ -253,6 +256,9 @@ type update struct {
 
 // updateOne is UpdateCall's write, in tx.
 func (s *SQL) updateOne(ctx context.Context, tx *txn, nid string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error), u *update) error {
+	if err := s.checkAvailability(ctx, tx); err != nil {
+		return err
+	}
 	// The mark goes first: a concurrent redelivery waits here on the mark's
 	// key, and finds it taken once this transaction commits.
 	if mark != nil {

@@ -294,19 +294,46 @@ func (s *SQL) Blocks(ctx context.Context, user string) ([]string, error) {
 // than except (see InLiveCall). One answer for both, so that whoever asks
 // cannot tell which applies.
 func (s *SQL) RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error) {
-	busyArg := 0
-	if busy {
-		busyArg = 1
-	}
 	var n int
-	err := s.queryRow(ctx, `SELECT
-		(SELECT COUNT(*) FROM ws_blocks WHERE user_id = ? AND blocked_id = ?) +
-		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members AS m JOIN calls AS c ON c.id = m.call_id
-			WHERE ? = 1 AND m.user_id = ? AND c.state IN ('accepted', 'active') AND c.id <> ?
-				AND (m.answer = 'accepted' OR c.created_by = m.user_id) LIMIT 1) AS b)`,
-		[]any{callee, caller, busyArg, callee, except}, &n)
+	err := s.queryRow(ctx, ringRefused, ringRefusedArgs(caller, callee, except, busy), &n)
 	if err != nil {
 		return false, fmt.Errorf("store: ring refused: %w", err)
 	}
 	return n > 0, nil
+}
+
+// ringRefused counts the reasons callee may not be rung by caller: a block,
+// and (busy counting) a call under way other than except.
+const ringRefused = `SELECT
+		(SELECT COUNT(*) FROM ws_blocks WHERE user_id = ? AND blocked_id = ?) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM call_members AS m JOIN calls AS c ON c.id = m.call_id
+			WHERE ? = 1 AND m.user_id = ? AND c.state IN ('accepted', 'active') AND c.id <> ?
+				AND (m.answer = 'accepted' OR c.created_by = m.user_id) LIMIT 1) AS b)`
+
+func ringRefusedArgs(caller, callee, except string, busy bool) []any {
+	busyArg := 0
+	if busy {
+		busyArg = 1
+	}
+	return []any{callee, caller, busyArg, callee, except}
+}
+
+// checkAvailability runs the AvailabilityCheck the write's context carries,
+// if any, in the write's transaction: it fails with calls.ErrUnavailable
+// when a callee refuses the caller.
+func (s *SQL) checkAvailability(ctx context.Context, tx *txn) error {
+	chk, ok := calls.AvailabilityCheckFrom(ctx)
+	if !ok {
+		return nil
+	}
+	for _, callee := range chk.Callees {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.d.q(ringRefused), ringRefusedArgs(chk.Caller, callee, chk.Except, chk.Busy)...).Scan(&n); err != nil {
+			return fmt.Errorf("store: check availability: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("store: %w", calls.ErrUnavailable)
+		}
+	}
+	return nil
 }

@@ -107,6 +107,11 @@ func errorBody(err error) ErrorBody {
 	if errors.As(err, &re) {
 		return ErrorBody{Status: true, Code: re.code, Message: re.msg}
 	}
+	if errors.Is(err, calls.ErrUnavailable) {
+		// The store's words name no reason, and must not: see
+		// errUnavailable.
+		return errorBody(errUnavailable())
+	}
 	for _, m := range []struct {
 		err  error
 		code int

@@ -85,7 +85,10 @@ func (h *Hub) handle(ctx context.Context, c *conn, in Inbound) (any, error) {
 		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}, this, true); err != nil {
 			return nil, err
 		}
-		call, err := h.o.Service.Invite(ctx, actor, req.VideochatID, req.TargetUser)
+		// Checked again inside the transaction that adds the invitee.
+		call, err := h.o.Service.Invite(calls.WithAvailabilityCheck(ctx, calls.AvailabilityCheck{
+			Caller: actor.UserID, Callees: []string{req.TargetUser}, Except: this, Busy: true,
+		}), actor, req.VideochatID, req.TargetUser)
 		if err != nil {
 			return nil, err
 		}
@@ -231,7 +234,11 @@ func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []st
 	for _, t := range targets {
 		members = append(members, calls.Member{UserID: t, Role: calls.RoleParticipant})
 	}
-	call, created, err := h.o.Service.Create(ctx, actor, calls.CreateRequest{
+	// The check above answers most refusals early; this one runs inside
+	// the transaction that stores the ring, so a block or another call
+	// that commits meanwhile refuses the ring before anyone sees it.
+	guarded := calls.WithAvailabilityCheck(ctx, calls.AvailabilityCheck{Caller: actor.UserID, Callees: targets, Busy: !req.Merge})
+	call, created, err := h.o.Service.Create(guarded, actor, calls.CreateRequest{
 		Type: req.Type, Provider: req.Provider, Title: req.Title, Members: members, Ring: true,
 	})
 	if err != nil {
@@ -240,15 +247,6 @@ func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []st
 	if created {
 		stored := call
 		h.fresh.put(call.ID, &stored, h.now())
-		// A block or another call that committed after the check and
-		// before the ring: the ring is cancelled at once (the callee's
-		// devices may have seen it start) and the caller gets 10011.
-		if err := h.refused(ctx, actor, targets, call.ID, !req.Merge); err != nil {
-			if _, cerr := h.o.Service.Decline(ctx, actor, call.ID); cerr != nil {
-				h.log.Warn("ws: cancelling a refused ring failed", "call_id", call.ID, "err", cerr)
-			}
-			return nil, err
-		}
 	}
 	h.pushIfOffline(ctx, actor, call, targets)
 	return map[string]string{"videochatRequestId": call.ID}, nil
