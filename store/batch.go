@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
-	"hash/fnv"
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"sync/atomic"
