@@ -162,14 +162,26 @@ func (s *SQL) RetryDelivery(ctx context.Context, callID string, key calls.Surfac
 	})
 }
 
+// countDeliveries and listDeliveries read the surfaces owing an update
+// (call_surfaces_due) and the dead ones (call_surfaces_dead) through their
+// partial indexes, never the delivered history.
+const (
+	owed            = `shown_version < wanted_version AND dead_at IS NULL`
+	countDeliveries = `SELECT
+		(SELECT COUNT(*) FROM call_surfaces WHERE ` + owed + ` AND attempts = 0),
+		(SELECT COUNT(*) FROM call_surfaces WHERE ` + owed + ` AND attempts > 0),
+		(SELECT COUNT(*) FROM call_surfaces WHERE dead_at IS NOT NULL)`
+	listDeliveries = `SELECT ` + surfaceCols + ` FROM (
+		SELECT ` + surfaceCols + `, pos, 0 AS live FROM call_surfaces WHERE dead_at IS NOT NULL
+		UNION ALL
+		SELECT ` + surfaceCols + `, pos, 1 AS live FROM call_surfaces WHERE ` + owed + `) AS d
+		ORDER BY live, dead_at DESC, next_attempt_at, call_id, pos LIMIT ?`
+)
+
 // CountDeliveries counts surfaces owing an update, and dead ones.
 func (s *SQL) CountDeliveries(ctx context.Context) (calls.DeliveryCounts, error) {
 	var c calls.DeliveryCounts
-	err := s.r.QueryRowContext(ctx, `SELECT
-		COALESCE(SUM(CASE WHEN dead_at IS NULL AND attempts = 0 THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN dead_at IS NULL AND attempts > 0 THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0)
-		FROM call_surfaces WHERE (shown_version < wanted_version AND dead_at IS NULL) OR dead_at IS NOT NULL`).Scan(&c.Pending, &c.Retrying, &c.Dead)
+	err := s.r.QueryRowContext(ctx, countDeliveries).Scan(&c.Pending, &c.Retrying, &c.Dead)
 	if err != nil {
 		return calls.DeliveryCounts{}, fmt.Errorf("store: count deliveries: %w", err)
 	}
@@ -182,17 +194,14 @@ func (s *SQL) ListDeliveries(ctx context.Context, limit int) ([]calls.Delivery, 
 		return nil, nil
 	}
 	var out []calls.Delivery
-	err := s.eachRow(ctx, s.r, `SELECT `+surfaceCols+` FROM call_surfaces
-		WHERE (shown_version < wanted_version AND dead_at IS NULL) OR dead_at IS NOT NULL
-		ORDER BY CASE WHEN dead_at IS NULL THEN 1 ELSE 0 END, dead_at DESC, next_attempt_at, call_id, pos LIMIT ?`,
-		[]any{limit}, func(r *sql.Rows) error {
-			id, sf, err := scanSurface(r)
-			if err != nil {
-				return err
-			}
-			out = append(out, calls.Delivery{CallID: id, Surface: sf})
-			return nil
-		})
+	err := s.eachRow(ctx, s.r, listDeliveries, []any{limit}, func(r *sql.Rows) error {
+		id, sf, err := scanSurface(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, calls.Delivery{CallID: id, Surface: sf})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: list deliveries: %w", err)
 	}

@@ -23,52 +23,10 @@ func (s *SQL) SearchCalls(ctx context.Context, q calls.SearchQuery) ([]calls.Cal
 	if limit <= 0 || limit > maxSearch {
 		limit = maxSearch
 	}
-	var (
-		where []string
-		args  []any
-	)
-	if q.Chat != "" || q.Workspace != "" || q.Channel != "" {
-		cond := []string{"s.call_id = calls.id"}
-		for col, v := range map[string]string{"s.chat": q.Chat, "s.workspace": q.Workspace, "s.channel": q.Channel} {
-			if v != "" {
-				cond = append(cond, col+" = ?")
-				args = append(args, v)
-			}
-		}
-		where = append(where, `EXISTS (SELECT 1 FROM call_surfaces s WHERE `+strings.Join(cond, " AND ")+`)`)
+	query, args, err := searchQuery(s.d, q)
+	if err != nil {
+		return nil, "", err
 	}
-	if q.UserID != "" {
-		where = append(where, `(calls.created_by = ? OR EXISTS (SELECT 1 FROM call_members m WHERE m.call_id = calls.id AND m.user_id = ?))`)
-		args = append(args, q.UserID, q.UserID)
-	}
-	if len(q.States) > 0 {
-		where = append(where, `calls.state IN (`+marks(len(q.States))+`)`)
-		for _, st := range q.States {
-			args = append(args, string(st))
-		}
-	}
-	if !q.Since.IsZero() {
-		where = append(where, `calls.created_at >= ?`)
-		args = append(args, s.d.timeArg(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, `calls.created_at < ?`)
-		args = append(args, s.d.timeArg(q.Until))
-	}
-	if q.Cursor != "" {
-		at, id, err := decodeCursor(q.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: search calls: %w: %w", calls.ErrInvalidInput, err)
-		}
-		where = append(where, `(calls.created_at < ? OR (calls.created_at = ? AND calls.id < ?))`)
-		args = append(args, s.d.timeArg(at), s.d.timeArg(at), id)
-	}
-	query := selectCalls
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY calls.created_at DESC, calls.id DESC LIMIT ?`
-	args = append(args, limit+1)
 
 	tx, err := s.r.BeginTx(ctx, snapshot)
 	if err != nil {
@@ -106,6 +64,68 @@ func (s *SQL) SearchCalls(ctx context.Context, q calls.SearchQuery) ([]calls.Cal
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// searchQuery is SearchCalls' statement, with ? placeholders, and its
+// arguments.
+func searchQuery(d dialect, q calls.SearchQuery) (string, []any, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > maxSearch {
+		limit = maxSearch
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if q.Chat != "" || q.Workspace != "" || q.Channel != "" {
+		// The calls shown in the place (call_surfaces_place), not a walk
+		// over every call checking each.
+		var cond []string
+		for _, f := range []struct{ col, v string }{{"s.chat", q.Chat}, {"s.workspace", q.Workspace}, {"s.channel", q.Channel}} {
+			if f.v != "" {
+				cond = append(cond, f.col+" = ?")
+				args = append(args, f.v)
+			}
+		}
+		where = append(where, `calls.id IN (SELECT s.call_id FROM call_surfaces s WHERE `+strings.Join(cond, " AND ")+`)`)
+	}
+	if q.UserID != "" {
+		// The user's calls through calls_created_by and call_members_user.
+		where = append(where, `calls.id IN (SELECT c.id FROM calls c WHERE c.created_by = ? UNION SELECT m.call_id FROM call_members m WHERE m.user_id = ?)`)
+		args = append(args, q.UserID, q.UserID)
+	}
+	if len(q.States) > 0 {
+		where = append(where, `calls.state IN (`+marks(len(q.States))+`)`)
+		for _, st := range q.States {
+			args = append(args, string(st))
+		}
+	}
+	if !q.Since.IsZero() {
+		where = append(where, `calls.created_at >= ?`)
+		args = append(args, d.timeArg(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, `calls.created_at < ?`)
+		args = append(args, d.timeArg(q.Until))
+	}
+	if q.Cursor != "" {
+		at, id, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return "", nil, fmt.Errorf("store: search calls: %w: %w", calls.ErrInvalidInput, err)
+		}
+		// A row value, so the page starts with a seek into calls_created
+		// rather than a walk from the newest call.
+		where = append(where, `(calls.created_at, calls.id) < (?, ?)`)
+		args = append(args, d.timeArg(at), id)
+	}
+	query := selectCalls
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY calls.created_at DESC, calls.id DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	return query, args, nil
 }
 
 func encodeCursor(at time.Time, id string) string {

@@ -79,8 +79,14 @@ func Open(ctx context.Context, kind, pathOrDSN string) (*SQL, error) {
 // sqlitePragmas apply to every SQLite connection. busy_timeout comes first
 // so the pragmas after it wait for a lock rather than fail. synchronous
 // NORMAL is the usual WAL setting: a commit survives a process crash, and
-// only a power loss can drop the last few.
-var sqlitePragmas = []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}
+// only a power loss can drop the last few. A large store (a million calls
+// is 2 GB) needs more than SQLite's default 2 MB of page cache per
+// connection, or every lookup rereads the b-trees' inner pages from the
+// file: the cache grows to cache_size only as pages are read, and reads of
+// the file go through a shared memory map (up to 2 GB, SQLite's limit)
+// rather than a copy per page
+// (BENCHMARKS.md, "A store with 1,000,000 calls").
+var sqlitePragmas = []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-32768)", "mmap_size(2147418112)"}
 
 // OpenSQLite opens (creating it and its directory if need be) the SQLite
 // database file at path and brings its schema up to date.
@@ -111,10 +117,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	// Every write runs in a savepoint of a shared transaction (group
 	// commit), and rolling back to one needs the pages' old contents: kept
 	// in a temporary file, that is a write system call per page touched.
-	// In memory it costs a copy. A larger page cache keeps a big batch from
-	// spilling dirty pages into the WAL before it commits.
+	// In memory it costs a copy. (The larger page cache of sqlitePragmas
+	// also keeps a big batch from spilling dirty pages into the WAL before
+	// it commits.)
 	wq.Add("_pragma", "temp_store(MEMORY)")
-	wq.Add("_pragma", "cache_size(-32768)")
 	// BEGIN IMMEDIATE takes the write lock up front. A deferred transaction
 	// that reads and then writes can fail with SQLITE_BUSY when another
 	// process wrote in between, and busy_timeout cannot help it.

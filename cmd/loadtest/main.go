@@ -9,6 +9,7 @@
 //	go run ./cmd/loadtest                       # every scenario, SQLite
 //	go run ./cmd/loadtest -store postgres -dsn 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 //	go run ./cmd/loadtest -scenarios echo,hot -duration 10s -concurrency 64
+//	go run ./cmd/loadtest -scenarios bigstore   # create/get at ~1k and at 1,000,000 calls (minutes)
 //
 // Everything listens on 127.0.0.1 only, and every scenario is bounded in
 // requests and in time. See BENCHMARKS.md.
@@ -70,6 +71,9 @@ type options struct {
 	profileDir  string
 	keep        bool
 	maxRequests int
+	bigCalls    int
+	bigRequests int
+	bigBudget   float64
 }
 
 func main() {
@@ -87,6 +91,9 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the gateway per scenario (go tool pprof)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (and the PostgreSQL schema)")
 	flag.IntVar(&o.maxRequests, "max-requests", 2_000_000, "bound on requests per scenario")
+	flag.IntVar(&o.bigCalls, "bigstore-calls", 1_000_000, "calls the bigstore scenario fills the store to")
+	flag.IntVar(&o.bigRequests, "bigstore-requests", 5000, "bound on requests per bigstore measurement (creates, and gets, at each size)")
+	flag.Float64Var(&o.bigBudget, "bigstore-budget", 1.2, "bigstore fails when a p99 at -bigstore-calls exceeds this times the p99 at ~1k calls")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -133,6 +140,7 @@ type harness struct {
 	results  []result
 	tsCursor atomic.Int64
 	pgDrop   func()
+	pgDSN    string // the fresh schema's DSN (-store postgres)
 }
 
 func run(o options) error {
@@ -194,6 +202,7 @@ func run(o options) error {
 			h.pgDrop = drop
 			defer drop()
 		}
+		h.pgDSN = dsn
 		storeBlock = fmt.Sprintf("store: {kind: postgres, dsn: %q}\n", dsn)
 	}
 	h.cfgPath = filepath.Join(h.dir, "callgate.yaml")
@@ -246,6 +255,7 @@ rooms:
 	scenarios := map[string]func() error{
 		"echo": h.echo, "spread": h.spread, "hot": h.hot, "paced": h.paced, "storm": h.storm,
 		"commands": h.commands, "create": h.create, "faults": h.faults, "kill": h.kill,
+		"bigstore": h.bigstore, // opt-in: fills the store to a million calls
 	}
 	var failed []string
 	for _, name := range strings.Split(o.scenarios, ",") {
