@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -90,11 +91,18 @@ func (w *RoomWorker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("claim room jobs: %w", err)
 	}
+	// The jobs of one claim are worked side by side: each is mostly a wait
+	// on the provider (seconds, for some), and worked one after the other
+	// the last would wait for all the others, its lease running out.
+	var wg sync.WaitGroup
 	for _, job := range jobs {
-		if err := w.work(ctx, job); err != nil && !errors.Is(err, ErrLeaseLost) {
-			w.cfg.Logger.ErrorContext(ctx, "room job failed", "call_id", job.CallID, "err", err)
-		}
+		wg.Go(func() {
+			if err := w.work(ctx, job); err != nil && !errors.Is(err, ErrLeaseLost) {
+				w.cfg.Logger.ErrorContext(ctx, "room job failed", "call_id", job.CallID, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 	return len(jobs), nil
 }
 
