@@ -160,17 +160,15 @@ func (s *SQL) LatestOnSurface(ctx context.Context, key calls.SurfaceKey) (calls.
 }
 
 func (s *SQL) onSurface(ctx context.Context, key calls.SurfaceKey, liveOnly bool) (calls.Call, error) {
-	tx, err := s.r.BeginTx(ctx, snapshot)
-	if err != nil {
-		return calls.Call{}, fmt.Errorf("store: find call by surface: begin: %w", err)
-	}
-	defer tx.Rollback()
 	live := ""
 	if liveOnly {
 		live = ` AND c.state NOT IN ('rejected', 'missed', 'ended', 'failed')`
 	}
+	// Every slash command asks this, usually of a conversation without a
+	// call: a prepared lookup of the id, and the call read (with GetCall's
+	// cache) only when there is one.
 	var id string
-	err = tx.QueryRowContext(ctx, s.d.q(`SELECT c.id FROM call_surfaces s JOIN calls c ON c.id = s.call_id
+	err := s.readRow(ctx, s.d.q(`SELECT c.id FROM call_surfaces s JOIN calls c ON c.id = s.call_id
 		WHERE s.chat = ? AND s.workspace = ? AND s.channel = ?`+live+`
 		ORDER BY c.created_at DESC, c.id DESC LIMIT 1`), key.Chat, key.Workspace, key.Channel).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -179,7 +177,15 @@ func (s *SQL) onSurface(ctx context.Context, key calls.SurfaceKey, liveOnly bool
 	if err != nil {
 		return calls.Call{}, fmt.Errorf("store: find call by surface: %w", err)
 	}
-	return s.loadCall(ctx, tx, id, false)
+	c, err := s.GetCall(ctx, id)
+	if err != nil {
+		return calls.Call{}, err
+	}
+	if liveOnly && c.State.Terminal() {
+		// It ended between the lookup and the read.
+		return calls.Call{}, fmt.Errorf("store: no call on %s: %w", key, calls.ErrNotFound)
+	}
+	return c, nil
 }
 
 // FindByRoom returns the newest call at the provider whose room is named
