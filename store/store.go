@@ -208,7 +208,7 @@ func checkpoints(db *sql.DB, every time.Duration) func() {
 
 // postgresWriters is how many group writers a PostgreSQL store runs, each
 // with at most one transaction (connection) at a time.
-const postgresWriters = 4
+const postgresWriters = 8
 
 // postgresMaxConns bounds the pool so a burst of requests queues in the
 // gateway instead of exhausting the server's max_connections, which several
