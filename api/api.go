@@ -269,6 +269,7 @@ var domainErrors = []struct {
 	{calls.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{calls.ErrProvider, http.StatusBadGateway, "provider_error"},
 	{calls.ErrRoomNotReady, http.StatusServiceUnavailable, "room_not_ready"},
+	{calls.ErrUnavailable, http.StatusConflict, "user_unavailable"},
 }
 
 // callError maps domain errors to API errors; anything else is internal.

@@ -545,6 +545,27 @@ func TestUserTokenPermissions(t *testing.T) {
 	}
 }
 
+// TestRingRefusedByABlock: a REST ring to a user who blocked the caller
+// is refused with 409 user_unavailable (no reason given) and stores
+// nothing; the same call without ringing is made.
+func TestRingRefusedByABlock(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	ada := g.userAuth("ada")
+	if err := g.store.Block(t.Context(), "bob", "ada", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res := g.post("/v1/calls", ada, map[string]any{"id": "r-refused", "ring": true, "members": []map[string]any{{"user_id": "bob"}}})
+	if res.status != 409 || res.errorCode(t) != "user_unavailable" || strings.Contains(string(res.body), "block") {
+		t.Fatalf("ring to a user who blocked the caller: %d %s", res.status, res.body)
+	}
+	if res := g.get("/v1/calls/r-refused", ada); res.status != 404 {
+		t.Fatalf("the refused ring was stored: %d %s", res.status, res.body)
+	}
+	if res := g.post("/v1/calls", ada, map[string]any{"id": "no-ring", "members": []map[string]any{{"user_id": "bob"}}}); res.status != 201 {
+		t.Fatalf("a call without ringing: %d %s", res.status, res.body)
+	}
+}
+
 func TestRinging(t *testing.T) {
 	g := newGateway(t, gatewayOptions{guestJoin: true})
 	ada, bob := g.userAuth("ada"), g.userAuth("bob")

@@ -180,7 +180,20 @@ func (h *Handler) createCall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	call, created, err := h.opts.Service.Create(c.Request().Context(), actor, calls.CreateRequest{
+	ctx := c.Request().Context()
+	if req.Ring && actor.UserID != "" {
+		// A user who blocked the caller is not rung by any API (the
+		// WebSocket API refuses it with 10011). Busy is not checked here:
+		// an app ringing over REST decides about call waiting itself.
+		var callees []string
+		for _, m := range req.Members {
+			if m.UserID != actor.UserID {
+				callees = append(callees, m.UserID)
+			}
+		}
+		ctx = calls.WithAvailabilityCheck(ctx, calls.AvailabilityCheck{Caller: actor.UserID, Callees: callees})
+	}
+	call, created, err := h.opts.Service.Create(ctx, actor, calls.CreateRequest{
 		ID: req.ID, Type: req.Type, Provider: req.Provider, Title: req.Title, Members: req.Members, Ring: req.Ring,
 		Guests: req.Guests, Surfaces: surfaces,
 	})
