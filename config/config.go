@@ -264,6 +264,15 @@ type WS struct {
 	Push WSPush `yaml:"push"`
 	// Webhooks receive every call event, signed like voiplink callbacks.
 	Webhooks []WSWebhook `yaml:"webhooks"`
+	// Deliveries is the retry policy of push requests and webhooks.
+	Deliveries WSDeliveries `yaml:"deliveries"`
+}
+
+// WSDeliveries is how push requests and event webhooks are retried.
+type WSDeliveries struct {
+	MaxAttempts int           `yaml:"max_attempts"`
+	MinBackoff  time.Duration `yaml:"min_backoff"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
 }
 
 // IsEnabled reports whether /v1/ws is served (default true).

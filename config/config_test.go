@@ -917,7 +917,8 @@ func TestDefaults(t *testing.T) {
 			Rate: 1, Burst: 3, Timeout: 10 * time.Second, Lease: 30 * time.Second, Poll: time.Second},
 		Retention: Retention{EventsAfter: 720 * time.Hour, MarksAfter: 168 * time.Hour},
 		WS: WS{Enabled: &yes, AllowedOrigins: []string{}, Heartbeat: 25 * time.Second, MaxMessageBytes: 65536,
-			SendQueue: 64, RingFresh: 5 * time.Second, Webhooks: []WSWebhook{}},
+			SendQueue: 64, RingFresh: 5 * time.Second, Webhooks: []WSWebhook{},
+			Deliveries: WSDeliveries{MaxAttempts: 10, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute}},
 		Chats: map[string]Block{},
 		Log:   Log{Level: "info", Format: "text"},
 	}
@@ -1169,6 +1170,7 @@ ws:
   push: {url: "ftp://push", secret: "short"}
   webhooks:
     - {url: "https://hooks.example.com/calls", secret: ""}
+  deliveries: {max_attempts: 0, min_backoff: 1m, max_backoff: 1s}
 `)), noEnv, testKinds)
 	want := []string{
 		"test.yaml:2: ws.allowed_origins[0]: must be a host pattern such as app.example.com, *.example.com or *",
@@ -1178,6 +1180,8 @@ ws:
 		`test.yaml:6: ws.push.url: "ftp://push" is not an absolute http:// or https:// URL`,
 		"test.yaml:6: ws.push.secret: must be at least 16 characters when ws.push.url is set",
 		"test.yaml:8: ws.webhooks[0].secret: must be at least 16 characters",
+		"test.yaml:9: ws.deliveries.max_backoff: must not be shorter than ws.deliveries.min_backoff",
+		"test.yaml:9: ws.deliveries.max_attempts: must be between 1 and 100",
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))

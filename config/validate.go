@@ -475,6 +475,7 @@ func (v *validator) ws(w *WS) {
 			v.problem("ws.push.secret", "must be at least 16 characters when ws.push.url is set", "ws.push.url")
 		}
 	}
+	v.backoff("ws.deliveries", w.Deliveries.MinBackoff, w.Deliveries.MaxBackoff, w.Deliveries.MaxAttempts)
 	for i, h := range w.Webhooks {
 		f := fmt.Sprintf("ws.webhooks[%d]", i)
 		v.httpURL(f+".url", h.URL)

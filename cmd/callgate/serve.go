@@ -167,6 +167,8 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 			Secret: linkSecret, AllowedOrigins: cfg.WS.AllowedOrigins, Heartbeat: cfg.WS.Heartbeat,
 			MaxMessage: cfg.WS.MaxMessageBytes, SendQueue: cfg.WS.SendQueue, RingFresh: cfg.WS.RingFresh,
 			PushURL: cfg.WS.Push.URL, PushSecret: cfg.WS.Push.Secret, Webhooks: hooks, Logger: log,
+			HookAttempts: cfg.WS.Deliveries.MaxAttempts, HookBackoff: cfg.WS.Deliveries.MinBackoff,
+			HookMaxBackoff: cfg.WS.Deliveries.MaxBackoff,
 		})
 		if err != nil {
 			return err
