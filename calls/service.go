@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,7 +54,15 @@ type Service struct {
 	wake *Wake
 	log  *slog.Logger
 	now  func() time.Time
+	// created, when set, hears of every call this service creates.
+	created atomic.Pointer[func(Call, []Event)]
 }
+
+// ObserveCreated makes fn hear of every call this service creates, with
+// its events as stored (Seq set), right after the commit and on the
+// creating request's goroutine: fn must not block. The WebSocket hub uses
+// it to ring this replica's sockets without first reading the event log.
+func (s *Service) ObserveCreated(fn func(Call, []Event)) { s.created.Store(&fn) }
 
 // NewService checks cfg and returns a Service.
 func NewService(cfg ServiceConfig) (*Service, error) {
@@ -148,6 +157,9 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 		return Call{}, false, fmt.Errorf("create call %s: %w", call.ID, err)
 	}
 	if created {
+		if fn := s.created.Load(); fn != nil {
+			(*fn)(stored, events)
+		}
 		s.wake.Notify()
 		s.log.InfoContext(ctx, "call created", "call_id", stored.ID, "provider", stored.Provider, "type", stored.Type, "state", stored.State)
 		return stored, true, nil

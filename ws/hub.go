@@ -130,6 +130,8 @@ type Hub struct {
 	// changes back).
 	profiles *ttlCache[store.WSUser]
 	known    *ttlCache[struct{}]
+	// local carries calls created here to the pump (Created).
+	local chan createdCall
 	// fresh holds the calls this replica just created, for routing the
 	// events of their creation without reading them back (see callAt).
 	fresh *ttlCache[*calls.Call]
@@ -168,7 +170,7 @@ func New(o Options) (*Hub, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	h := &Hub{o: o, log: o.Logger, now: o.Now, users: map[string]map[*conn]struct{}{},
+	h := &Hub{o: o, log: o.Logger, now: o.Now, users: map[string]map[*conn]struct{}{}, local: make(chan createdCall, 256),
 		delivered: map[int64]struct{}{}, gaps: map[int64]time.Time{}, kick: make(chan struct{}, 1),
 		profiles: newTTLCache[store.WSUser](profileTTL, 100_000), known: newTTLCache[struct{}](0, 100_000),
 		fresh: newTTLCache[*calls.Call](freshTTL, 10_000)}
@@ -194,6 +196,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		return err
 	}
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	h.o.Service.ObserveCreated(h.Created)
 	woken, stop := h.o.Wake.Subscribe()
 	h.loops.Add(3)
 	go func() { defer h.loops.Done(); defer stop(); h.pumpLoop(woken) }()
@@ -318,12 +321,57 @@ func (h *Hub) pumpLoop(woken <-chan struct{}) {
 		select {
 		case <-h.ctx.Done():
 			return
+		case lc := <-h.local:
+			h.routeCreated(h.ctx, lc)
+			continue
 		case <-woken:
 		case <-t.C:
 		}
 		if err := h.pump(h.ctx); err != nil && h.ctx.Err() == nil {
 			h.log.Warn("ws: reading the event log failed", "err", err)
 		}
+	}
+}
+
+// createdCall is a call this replica just stored, with its creation
+// events as stored.
+type createdCall struct {
+	call   calls.Call
+	events []calls.Event
+}
+
+// Created hears of every call this replica's service creates, right after
+// the commit (calls.Service.Observe). A ring then reaches this replica's
+// sockets without the pump's wake-up and read of the event log: the call
+// and its events are at hand. It never blocks the request: when the pump
+// is busy the events simply come through the log as every other event
+// does.
+func (h *Hub) Created(c calls.Call, events []calls.Event) {
+	select {
+	case h.local <- createdCall{call: c, events: events}:
+	default:
+	}
+}
+
+// routeCreated routes the creation events of a call created here, unless
+// the pump has read them already. Only a brand-new call's first events go
+// this way: nothing of that call can come before them.
+func (h *Hub) routeCreated(ctx context.Context, lc createdCall) {
+	r := newRouter(h)
+	c := lc.call
+	r.calls[c.ID] = &c
+	for _, ev := range lc.events {
+		if ev.Seq == 0 || !creation(ev) {
+			continue
+		}
+		if _, done := h.delivered[ev.Seq]; done {
+			continue
+		}
+		if _, gap := h.gaps[ev.Seq]; ev.Seq <= h.high && !gap {
+			continue // read and routed by the pump already
+		}
+		h.delivered[ev.Seq] = struct{}{}
+		r.route(ctx, ev)
 	}
 }
 
@@ -349,9 +397,6 @@ func (h *Hub) pump(ctx context.Context) error {
 		}
 		r := newRouter(h)
 		for _, ev := range evs {
-			if _, done := h.delivered[ev.Seq]; done {
-				continue
-			}
 			if ev.Seq > h.high {
 				for s := h.high + 1; s < ev.Seq && len(h.gaps) < 10000; s++ {
 					h.gaps[s] = now
@@ -359,6 +404,11 @@ func (h *Hub) pump(ctx context.Context) error {
 				h.high = ev.Seq
 			}
 			delete(h.gaps, ev.Seq)
+			if _, done := h.delivered[ev.Seq]; done {
+				// Routed already: from an earlier read of a gap, or
+				// straight from the request that created the call.
+				continue
+			}
 			h.delivered[ev.Seq] = struct{}{}
 			r.route(ctx, ev)
 		}
