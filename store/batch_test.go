@@ -420,3 +420,34 @@ func TestPostgresBatchDeadlockIsRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestChildCacheBounds: the roster cache keeps within its entry count and
+// its weight (members, participants and marks), and its weight
+// bookkeeping matches what it holds.
+func TestChildCacheBounds(t *testing.T) {
+	var cc childCache
+	for i := range 3 * childCacheSize {
+		c := rosterCall(fmt.Sprintf("c%d", i), 1+i%3)
+		if i%15000 == 0 {
+			c = rosterCall(fmt.Sprintf("big%d", i), 150_000) // a heavy call now and then
+		}
+		cc.put(&c)
+		if len(cc.m) > childCacheSize {
+			t.Fatalf("%d entries, bound %d", len(cc.m), childCacheSize)
+		}
+	}
+	sum := 0
+	for _, e := range cc.m {
+		sum += e.weight()
+	}
+	if sum != cc.weight || cc.weight > childCacheWeight {
+		t.Fatalf("weight %d (bookkept %d), bound %d", sum, cc.weight, childCacheWeight)
+	}
+	c := rosterCall("again", 2)
+	cc.put(&c)
+	cc.put(&c)
+	cc.drop("again")
+	if _, ok := cc.get("again", c.Version); ok {
+		t.Fatal("dropped entry still cached")
+	}
+}

@@ -26,6 +26,8 @@ import (
 type childCache struct {
 	mu sync.Mutex
 	m  map[string]*cachedChildren
+	// weight is the members, participants and marks the entries hold.
+	weight int
 }
 
 type cachedChildren struct {
@@ -35,8 +37,18 @@ type cachedChildren struct {
 	seqs         map[string]calls.RosterMark
 }
 
-// childCacheSize bounds the entries; a full cache drops arbitrary ones.
-const childCacheSize = 2048
+// childCacheSize bounds the entries, and childCacheWeight the members,
+// participants and marks they hold together (a busy call's roster is
+// thousands); a full cache drops arbitrary entries. The count is large
+// enough that a call created a few seconds ago is still there when its
+// room worker and its first card read it under a load of thousands of
+// calls a second.
+const (
+	childCacheSize   = 16384
+	childCacheWeight = 1 << 20
+)
+
+func (e *cachedChildren) weight() int { return 1 + len(e.members) + len(e.participants) + len(e.seqs) }
 
 func (cc *childCache) get(id string, version int64) (*cachedChildren, bool) {
 	cc.mu.Lock()
@@ -61,22 +73,34 @@ func (cc *childCache) put(c *calls.Call) {
 	if cc.m == nil {
 		cc.m = map[string]*cachedChildren{}
 	}
-	if len(cc.m) >= childCacheSize {
-		n := 0
-		for k := range cc.m {
-			delete(cc.m, k)
-			if n++; n >= childCacheSize/8 {
+	cc.remove(c.ID)
+	if len(cc.m) >= childCacheSize || cc.weight+e.weight() > childCacheWeight {
+		// Drop an eighth, by count and by weight, in map order (random).
+		n, shed := 0, 0
+		for k, old := range cc.m {
+			shed += old.weight()
+			cc.remove(k)
+			if n++; n >= childCacheSize/8 && shed >= childCacheWeight/8 {
 				break
 			}
 		}
 	}
 	cc.m[c.ID] = e
+	cc.weight += e.weight()
 }
 
 func (cc *childCache) drop(id string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	delete(cc.m, id)
+	cc.remove(id)
+}
+
+// remove deletes id's entry; cc.mu is held.
+func (cc *childCache) remove(id string) {
+	if old, ok := cc.m[id]; ok {
+		cc.weight -= old.weight()
+		delete(cc.m, id)
+	}
 }
 
 // loadForUpdate reads the call locked for the transaction: as an earlier
