@@ -420,6 +420,32 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 	return nil
 }
 
+// prepare returns the prepared statement for query, preparing it now if
+// there is room; nil when there is not, or preparing failed (the plain
+// path then reports the error). The caller must hold none of the pool's
+// connections: preparing may wait for one.
+func (c *stmtCache) prepare(ctx context.Context, query string) *sql.Stmt {
+	c.mu.Lock()
+	st, ok := c.m[query]
+	full := len(c.m) >= stmtCacheSize
+	c.mu.Unlock()
+	if ok || full {
+		return st
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.m[query]; ok {
+		st.Close() // another goroutine prepared it meanwhile
+		return prev
+	}
+	c.m[query] = st
+	return st
+}
+
 // prepareWanted prepares the queries asked for since the last call. A
 // query that fails to prepare is left to the plain path, which reports
 // its error to the write that runs it.
@@ -443,35 +469,16 @@ func (c *stmtCache) close() {
 	}
 }
 
-// write runs fn in a transaction: the group writer's shared one when the
-// store has one, else a transaction of its own. It returns
-// once the transaction has committed, or with fn's error and nothing of
-// fn's stored.
+// write runs fn in the shared transaction of the group writer for key and
+// returns once that transaction has committed, or with fn's error and
+// nothing of fn's stored.
 //
 // key names what the write is about (a call id, or "" for work that spans
 // calls): writes with one key go to one writer, in order, so that changes
 // to one call can be applied together and never wait on each other's row
 // locks across writers.
 func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context, w *txn) error) error {
-	if g := s.writer(key); g != nil {
-		return g.do(ctx, fn)
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	w := &txn{tx: tx, current: map[string]*calls.Call{}}
-	if err := fn(ctx, w); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		// The outcome is unknown; the next change reads the calls afresh.
-		s.forget(w.current)
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	s.remember(w.current)
-	return nil
+	return s.writer(key).do(ctx, fn)
 }
 
 // remember caches the members and roster of calls a committed transaction
@@ -489,16 +496,29 @@ func (s *SQL) forget(current map[string]*calls.Call) {
 	}
 }
 
-// readRow runs a single-row query on the reader pool, prepared when the
-// store keeps prepared statements (SQLite).
+// readRow and readQuery run a query on the reader pool, prepared once when
+// the store keeps prepared statements (SQLite: the hub's per-ring reads,
+// webhooks' room lookups and the workers' due checks parse the same few
+// queries all day).
 func (s *SQL) readRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if s.reads != nil {
-		s.reads.prepareWanted(ctx)
-		if st := s.reads.get(query); st != nil {
-			return st.QueryRowContext(ctx, args...)
-		}
+	if st := s.readStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return s.r.QueryRowContext(ctx, query, args...)
+}
+
+func (s *SQL) readQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.readStmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, query, args...)
+}
+
+func (s *SQL) readStmt(ctx context.Context, query string) *sql.Stmt {
+	if s.reads == nil {
+		return nil
+	}
+	return s.reads.prepare(ctx, query)
 }
 
 // readTx begins a snapshot read whose statements are prepared like
@@ -516,12 +536,9 @@ func (s *SQL) readTx(ctx context.Context) (*txn, error) {
 	return &txn{tx: tx, stmts: s.reads}, nil
 }
 
-// writer returns the group writer for key, or nil when the store has none.
+// writer returns the group writer for key.
 func (s *SQL) writer(key string) *groupWriter {
-	switch len(s.groups) {
-	case 0:
-		return nil
-	case 1:
+	if len(s.groups) == 1 {
 		return s.groups[0]
 	}
 	h := fnv.New32a()

@@ -329,11 +329,7 @@ func (s *SQL) ApplyCall(ctx context.Context, id string, mark *calls.DeliveryMark
 	run := func(ctx context.Context, tx *txn) error {
 		return s.updateOne(ctx, tx, nid, mark, change, &update{})
 	}
-	g := s.writer(nid)
-	if g == nil {
-		return s.write(ctx, nid, run)
-	}
-	return g.submit(&writeOp{ctx: ctx, run: run, done: make(chan struct{}),
+	return s.writer(nid).submit(&writeOp{ctx: ctx, run: run, done: make(chan struct{}),
 		apply: &applyOp{id: nid, mark: mark, change: change}})
 }
 
@@ -749,8 +745,7 @@ func marks(n int) string {
 // carry nothing) dropped, and surfaces once per key without delivery state,
 // which the store owns (but for an adopted message reference).
 func storedForm(c calls.Call) calls.Call {
-	c = c.Canonical()
-	return ownStoredForm(c)
+	return ownStoredForm(c.Clone())
 }
 
 // ownStoredForm is storedForm of a call the caller owns (a Clone): it is

@@ -51,9 +51,6 @@ type SQL struct {
 	// stopCheckpoints ends SQLite's background checkpointer; nil for
 	// PostgreSQL.
 	stopCheckpoints func()
-	// hubStmts holds the prepared statements of the WebSocket hub's hot
-	// reads (see prepared), by query text.
-	hubStmts sync.Map
 }
 
 var _ calls.Store = (*SQL)(nil)

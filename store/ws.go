@@ -16,32 +16,10 @@ import (
 // where, and the claims that make each event's outbound webhook go out
 // once across replicas.
 
-// prepared returns the statement for query on the read pool, prepared
-// once. The hub runs the same few reads for every ring; SQLite would parse
-// each again (a third of a ring's CPU went to its parser), and pgx keeps
-// its own statement cache, so this costs PostgreSQL nothing.
-func (s *SQL) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := s.hubStmts.Load(query); ok {
-		return st.(*sql.Stmt), nil
-	}
-	st, err := s.r.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if prev, loaded := s.hubStmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// queryRow runs a prepared single-row read.
+// queryRow runs a single-row read, prepared once (readRow): the hub runs
+// the same few reads for every ring, and SQLite would parse each again.
 func (s *SQL) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
-	st, err := s.prepared(ctx, s.d.q(query))
-	if err != nil {
-		return err
-	}
-	return st.QueryRowContext(ctx, args...).Scan(dest...)
+	return s.readRow(ctx, s.d.q(query), args...).Scan(dest...)
 }
 
 // LastEventSeq returns the highest seq in the event log (0 when empty).
@@ -56,11 +34,7 @@ func (s *SQL) LastEventSeq(ctx context.Context) (int64, error) {
 // EventsAfter returns events of every call with Seq > after, in seq order,
 // at most limit.
 func (s *SQL) EventsAfter(ctx context.Context, after int64, limit int) ([]calls.Event, error) {
-	st, err := s.prepared(ctx, s.d.q(`SELECT seq, call_id, kind, state, actor, identity, reason, at FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`))
-	if err != nil {
-		return nil, fmt.Errorf("store: events after: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, after, limit)
+	rows, err := s.readQuery(ctx, s.d.q(`SELECT seq, call_id, kind, state, actor, identity, reason, at FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	return s.readEvents("events after", rows, err)
 }
 
