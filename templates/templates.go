@@ -27,6 +27,14 @@ var embedded embed.FS
 // DefaultLang is used when a request names no language we have.
 const DefaultLang = "en"
 
+// BuiltinLangs are the languages the embedded card words come in
+// (files/strings.<lang>.json): what a chat platform's default_locale may
+// name, checked when the configuration is read.
+var BuiltinLangs = []string{"en", "fr", "de", "es"}
+
+// IsBuiltinLang reports whether lang is one of BuiltinLangs.
+func IsBuiltinLang(lang string) bool { return slices.Contains(BuiltinLangs, lang) }
+
 // Set is the parsed templates and strings.
 type Set struct {
 	page    *template.Template

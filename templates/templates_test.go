@@ -1,8 +1,11 @@
 package templates
 
 import (
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,7 +16,7 @@ func TestEmbeddedPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := []string{"ended", "not_found", "expired", "invalid", "personal_only", "unavailable", "no_web", "rate_limited", "preparing"}
-	for _, lang := range []string{"en", "fr", "de", "es"} {
+	for _, lang := range BuiltinLangs {
 		for _, k := range kinds {
 			if s.Text(lang, k+".title") == k+".title" || s.Text(lang, k+".message") == k+".message" {
 				t.Errorf("%s: %s has no translation", lang, k)
@@ -74,5 +77,23 @@ func TestOverrideDirectory(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing override directory was accepted")
+	}
+}
+
+// TestBuiltinLangsHaveWords: every language adapters accept as a default
+// has its embedded words, and every embedded word file is listed.
+func TestBuiltinLangsHaveWords(t *testing.T) {
+	files, err := fs.Glob(embedded, "files/strings.*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var have []string
+	for _, f := range files {
+		have = append(have, strings.TrimSuffix(strings.TrimPrefix(path.Base(f), "strings."), ".json"))
+	}
+	slices.Sort(have)
+	want := slices.Sorted(slices.Values(BuiltinLangs))
+	if !slices.Equal(have, want) {
+		t.Fatalf("embedded word files %v, BuiltinLangs %v", have, want)
 	}
 }

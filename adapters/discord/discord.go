@@ -146,10 +146,8 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	if s.GuildID != "" && !isSnowflake(s.GuildID) {
 		report("guild_id", "must be a server's numeric id")
 	}
-	switch s.DefaultLocale {
-	case "en", "fr", "de", "es":
-	default:
-		report("default_locale", "must be one of en, fr, de, es")
+	if !templates.IsBuiltinLang(s.DefaultLocale) {
+		report("default_locale", "must be one of "+strings.Join(templates.BuiltinLangs, ", "))
 	}
 	if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		report("api_url", err.Error())

@@ -159,8 +159,7 @@ func ephemeral(content string) Response {
 // "en-US", "es-ES", "es-419"), else the default.
 func (a *App) language(locale string) string {
 	base, _, _ := strings.Cut(strings.ToLower(locale), "-")
-	switch base {
-	case "en", "fr", "de", "es":
+	if templates.IsBuiltinLang(base) {
 		return base
 	}
 	return a.lang

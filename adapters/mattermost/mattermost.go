@@ -66,9 +66,6 @@ const (
 	MinActionSecretLength = 16
 )
 
-// Locales are the card languages.
-var Locales = []string{"en", "fr", "de", "es"}
-
 // Settings is a Mattermost block:
 //
 //	chats:
@@ -113,21 +110,12 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	} else if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		report("api_url", err.Error())
 	}
-	if !validLocale(s.DefaultLocale) {
-		report("default_locale", "must be one of "+strings.Join(Locales, ", "))
+	if !templates.IsBuiltinLang(s.DefaultLocale) {
+		report("default_locale", "must be one of "+strings.Join(templates.BuiltinLangs, ", "))
 	}
 	if s.Timeout <= 0 {
 		report("timeout", "must be positive")
 	}
-}
-
-func validLocale(l string) bool {
-	for _, x := range Locales {
-		if l == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Kind is the descriptor cmd/callgate lists.

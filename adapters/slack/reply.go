@@ -14,6 +14,7 @@ import (
 
 	"github.com/callgate/callgate/adapters/httpx"
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/templates"
 )
 
 // Ephemeral is an answer only the person who typed or clicked sees: the
@@ -56,7 +57,7 @@ func (a *App) ReplyChat(ctx context.Context, req calls.ChatRequest, out calls.Ch
 // them, when it does and it is one we have, else default_locale.
 func (a *App) langFor(locale string) string {
 	base, _, _ := strings.Cut(strings.ToLower(strings.ReplaceAll(locale, "_", "-")), "-")
-	if validLocale(base) {
+	if templates.IsBuiltinLang(base) {
 		return base
 	}
 	return a.lang

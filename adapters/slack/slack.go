@@ -74,9 +74,6 @@ const DefaultAPIURL = "https://slack.com/api/"
 // DefaultScopes are the bot scopes the app asks for.
 var DefaultScopes = []string{"commands", "chat:write", "calls:write", "calls:read", "im:write", "users:read"}
 
-// Locales a card can be written in.
-var locales = []string{"en", "fr", "de", "es"}
-
 // Settings is a Slack chat's YAML block. A single workspace:
 //
 //	chats:
@@ -157,8 +154,8 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 			report("token_encryption_key", err.Error())
 		}
 	}
-	if !validLocale(s.DefaultLocale) {
-		report("default_locale", "must be one of en, fr, de, es")
+	if !templates.IsBuiltinLang(s.DefaultLocale) {
+		report("default_locale", "must be one of "+strings.Join(templates.BuiltinLangs, ", "))
 	}
 	if _, err := parseAPIURL(s.APIURL); err != nil {
 		report("api_url", err.Error())
@@ -174,15 +171,6 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	if s.Timeout <= 0 {
 		report("timeout", "must be positive")
 	}
-}
-
-func validLocale(l string) bool {
-	for _, x := range locales {
-		if l == x {
-			return true
-		}
-	}
-	return false
 }
 
 // parseKey reads a 32-byte key written as base64 (standard or URL, padded

@@ -124,7 +124,7 @@ func (a *App) ParseChat(_ context.Context, path string, req calls.WebhookRequest
 		Surface: calls.Surface{Chat: a.name, Channel: msg.CID},
 		Private: p,
 	}
-	if validLocale(env.User.Language) {
+	if templates.IsBuiltinLang(env.User.Language) {
 		out.User.Locale = env.User.Language
 	}
 	form, err := formData(env.FormData)

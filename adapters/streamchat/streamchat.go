@@ -92,9 +92,6 @@ const (
 	DefaultTimeout     = 10 * time.Second
 )
 
-// Locales are the languages cards can be written in.
-var Locales = []string{"en", "fr", "de", "es"}
-
 // Settings is a Stream Chat block:
 //
 //	chats:
@@ -143,8 +140,8 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 	if s.PreviousAPISecret != "" && s.APISecret == "" {
 		report("previous_api_secret", "set only together with api_secret, during a rotation")
 	}
-	if !validLocale(s.DefaultLocale) {
-		report("default_locale", "must be one of "+strings.Join(Locales, ", "))
+	if !templates.IsBuiltinLang(s.DefaultLocale) {
+		report("default_locale", "must be one of "+strings.Join(templates.BuiltinLangs, ", "))
 	}
 	if _, err := adapters.ParseBaseURL(s.APIURL); err != nil {
 		report("api_url", err.Error())
@@ -163,15 +160,6 @@ func (s *Settings) Validate(report func(field, message string, near ...string)) 
 }
 
 func badIDRune(r rune) bool { return r <= ' ' || r == 0x7f }
-
-func validLocale(l string) bool {
-	for _, x := range Locales {
-		if l == x {
-			return true
-		}
-	}
-	return false
-}
 
 // Kind is the descriptor cmd/callgate lists.
 var Kind = adapters.Chat(KindName, NewSettings, func(_ context.Context, s *Settings, deps adapters.Deps) (calls.ChatIntake, error) {
