@@ -223,3 +223,17 @@ func TestBusDropsForSlowSubscriber(t *testing.T) {
 	stopSlow()
 	stopSlow() // idempotent
 }
+
+func TestRoomRequestRoomName(t *testing.T) {
+	for _, tc := range []struct {
+		req  RoomRequest
+		want string
+	}{
+		{RoomRequest{CallID: "abc"}, "abc"},
+		{RoomRequest{CallID: "abc", Name: "chan-1"}, "chan-1"},
+	} {
+		if got := tc.req.RoomName(); got != tc.want {
+			t.Errorf("%+v.RoomName() = %q, want %q", tc.req, got, tc.want)
+		}
+	}
+}

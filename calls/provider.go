@@ -32,6 +32,16 @@ type RoomRequest struct {
 	Name string
 }
 
+// RoomName is the name a provider that names rooms gives this one: the
+// suggested Name when there is one (the room is then reused), else the
+// call id.
+func (r RoomRequest) RoomName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.CallID
+}
+
 // RoomNameKey is where a call keeps its suggested room name (Room.Data)
 // until the room worker has created the room.
 const RoomNameKey = "callgate_room_name"

@@ -196,10 +196,7 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	}
 	// A room-strategy name (one room per channel or per person) replaces
 	// the call id; Daily's "already exists" makes it reused.
-	base := req.CallID
-	if req.Name != "" {
-		base = req.Name
-	}
+	base := req.RoomName()
 	name := p.RoomName(base)
 	body := createRoomBody{Name: name, Privacy: p.privacy, Properties: roomProperties{Exp: p.now().Add(life).Unix(), EjectAtRoomExp: true}}
 	var out roomObject
@@ -332,10 +329,8 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 	if req.TTL < 0 {
 		return calls.Credential{}, fmt.Errorf("%w: daily: credential lifetime %s is negative", calls.ErrInvalidInput, req.TTL)
 	}
-	ttl := req.TTL
-	if ttl == 0 || ttl > p.ttl {
-		ttl = p.ttl
-	}
+	// token_ttl bounds the lifetime; a shorter one asked for wins.
+	ttl := adapters.TokenTTL(req.TTL, p.ttl)
 	issued := req.IssuedAt
 	if issued.IsZero() {
 		issued = p.now()

@@ -211,10 +211,7 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	}
 	// A room-strategy name (one room per channel or per person) replaces
 	// the call id; 100ms returns the existing room for a name it knows.
-	name := req.CallID
-	if req.Name != "" {
-		name = req.Name
-	}
+	name := req.RoomName()
 	body := createRoomBody{Name: name, TemplateID: p.templateID, Region: p.region}
 	if req.MaxDuration > 0 {
 		// 100ms refuses values outside its range; a limit is kept as close
@@ -336,10 +333,7 @@ func (p *Provider) Credential(ctx context.Context, room calls.Room, req calls.Cr
 		return calls.Credential{}, fmt.Errorf("%w: hms: credential lifetime %s is negative", calls.ErrInvalidInput, req.TTL)
 	}
 	// token_ttl bounds the lifetime; a shorter one asked for wins.
-	ttl := req.TTL
-	if ttl == 0 || ttl > p.ttl {
-		ttl = p.ttl
-	}
+	ttl := adapters.TokenTTL(req.TTL, p.ttl)
 	issued := req.IssuedAt
 	if issued.IsZero() {
 		issued = p.now()

@@ -166,10 +166,7 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	}
 	// A room-strategy name (one room per channel or per person) replaces
 	// the call id; CreateRoom on that name returns the room when it lives.
-	name := req.CallID
-	if req.Name != "" {
-		name = req.Name
-	}
+	name := req.RoomName()
 	meta, _ := json.Marshal(roomMetadata{CallID: req.CallID, Type: string(req.Type), Title: req.Title})
 	ctx, err := p.authorized(ctx, name)
 	if err != nil {

@@ -231,12 +231,9 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 		data["settings_override"] = map[string]any{"limits": map[string]any{"max_duration_seconds": int(req.MaxDuration / time.Second)}}
 	}
 	body := map[string]any{"video": req.Type != calls.TypeAudio, "data": data}
-	id := req.CallID
-	if req.Name != "" {
-		// A chat's room strategy: get-or-create makes the named call the
-		// persistent room of a conversation or a person.
-		id = req.Name
-	}
+	// A chat's room strategy names the call: get-or-create makes it the
+	// persistent room of a conversation or a person.
+	id := req.RoomName()
 	out, err := p.call(ctx, http.MethodPost, callPath(callType, id), body, "stream get-or-create call")
 	if err != nil {
 		return calls.Room{}, err

@@ -204,10 +204,7 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	}
 	// A room-strategy name (one room per channel or per person) replaces
 	// the call id; an in-progress room of that name is reused (53113).
-	unique := req.CallID
-	if req.Name != "" {
-		unique = req.Name
-	}
+	unique := req.RoomName()
 	form := url.Values{
 		"UniqueName": {unique},
 		"Type":       {p.roomType},

@@ -278,10 +278,7 @@ func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls
 	}
 	// A room-strategy name (one meeting per channel or per person) is the
 	// tag instead of the call id, so the meeting is found and reused.
-	tag := req.CallID
-	if req.Name != "" {
-		tag = req.Name
-	}
+	tag := req.RoomName()
 	agenda := agendaPrefix + tag
 	found, err := p.findMeeting(ctx, agenda)
 	if err != nil {
