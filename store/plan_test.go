@@ -73,6 +73,7 @@ func planCases(d dialect) []planCase {
 		{name: "history of a user", query: userQ, args: userArgs},
 		{name: "history of a conversation", query: placeQ, args: placeArgs},
 		{name: "is the user busy (ring)", query: busyQ, args: busyArgs},
+		{name: "ring refused: blocked or busy (in the ring's transaction)", query: ringRefused, args: ringRefusedArgs("u1", "u2", id, true)},
 		{name: "events of a user's calls", query: `SELECT e.seq, e.call_id, e.kind, e.state, e.actor, e.identity, e.reason, e.at
 		FROM call_events AS e
 		WHERE e.seq > ? AND e.call_id IN (SELECT m.call_id FROM call_members AS m WHERE m.user_id = ?)

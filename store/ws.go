@@ -263,19 +263,6 @@ func (s *SQL) Blocks(ctx context.Context, user string) ([]string, error) {
 	return out, nil
 }
 
-// RingRefused reports whether callee is not to be rung by caller: callee
-// blocks caller, or, when busy counts, callee is in a call under way other
-// than except (see InLiveCall). One answer for both, so that whoever asks
-// cannot tell which applies.
-func (s *SQL) RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error) {
-	var n int
-	err := s.queryRow(ctx, ringRefused, ringRefusedArgs(caller, callee, except, busy), &n)
-	if err != nil {
-		return false, fmt.Errorf("store: ring refused: %w", err)
-	}
-	return n > 0, nil
-}
-
 // ringRefused counts the reasons callee may not be rung by caller: a block,
 // and (busy counting) a call under way other than except.
 const ringRefused = `SELECT

@@ -31,7 +31,6 @@ type Store interface {
 	User(ctx context.Context, id string) (store.WSUser, bool, error)
 	KnownUser(ctx context.Context, id string) (bool, error)
 	InLiveCall(ctx context.Context, userID, except string) (bool, error)
-	RingRefused(ctx context.Context, caller, callee, except string, busy bool) (bool, error)
 	Block(ctx context.Context, user, other string, at time.Time) error
 	Unblock(ctx context.Context, user, other string) error
 	Blocks(ctx context.Context, user string) ([]string, error)

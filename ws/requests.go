@@ -82,7 +82,7 @@ func (h *Hub) handle(ctx context.Context, c *conn, in Inbound) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}, this, true); err != nil {
+		if err := h.checkTargets(ctx, actor, []string{req.TargetUser}); err != nil {
 			return nil, err
 		}
 		// Checked again inside the transaction that adds the invitee.
@@ -174,10 +174,10 @@ const maxTargets = 50
 func errUnavailable() error { return fail(CodeUserUnavailable, "user not available") }
 
 // checkTargets answers 1021 for a user the gateway never knew, and 10011
-// when a target blocks the caller or (busy counting) is in a call other
-// than except, or when nobody can be reached: every target offline on
-// every replica and no push hook to wake them.
-func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string, except string, busy bool) error {
+// when nobody can be reached: every target offline on every replica and no
+// push hook to wake them. Blocks and busy callees are refused by the write
+// that would store the ring (calls.AvailabilityCheck), in its transaction.
+func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []string) error {
 	if len(targets) == 0 {
 		return fail(CodeBadRequest, "data.targetUser is required")
 	}
@@ -208,35 +208,20 @@ func (h *Hub) checkTargets(ctx context.Context, actor calls.Actor, targets []str
 	if !reachable {
 		return errUnavailable()
 	}
-	return h.refused(ctx, actor, targets, except, busy)
-}
-
-// refused answers 10011 when a target blocks the caller or, busy
-// counting, is in a call under way other than except.
-func (h *Hub) refused(ctx context.Context, actor calls.Actor, targets []string, except string, busy bool) error {
-	for _, t := range targets {
-		no, err := h.o.Store.RingRefused(ctx, actor.UserID, t, except, busy)
-		if err != nil {
-			return err
-		}
-		if no {
-			return errUnavailable()
-		}
-	}
 	return nil
 }
 
 func (h *Hub) requestDirect(ctx context.Context, actor calls.Actor, targets []string, req requestDirect) (any, error) {
-	if err := h.checkTargets(ctx, actor, targets, "", !req.Merge); err != nil {
+	if err := h.checkTargets(ctx, actor, targets); err != nil {
 		return nil, err
 	}
 	members := make([]calls.Member, 0, len(targets))
 	for _, t := range targets {
 		members = append(members, calls.Member{UserID: t, Role: calls.RoleParticipant})
 	}
-	// The check above answers most refusals early; this one runs inside
-	// the transaction that stores the ring, so a block or another call
-	// that commits meanwhile refuses the ring before anyone sees it.
+	// Blocks and busy callees are checked inside the transaction that
+	// stores the ring: a block or another call that commits meanwhile
+	// refuses the ring before anyone sees it.
 	guarded := calls.WithAvailabilityCheck(ctx, calls.AvailabilityCheck{Caller: actor.UserID, Callees: targets, Busy: !req.Merge})
 	call, created, err := h.o.Service.Create(guarded, actor, calls.CreateRequest{
 		Type: req.Type, Provider: req.Provider, Title: req.Title, Members: members, Ring: true,
