@@ -237,7 +237,8 @@ func TestAdminEventsStreamRosterChanges(t *testing.T) {
 	c := e.call("live-one")
 	deadline := time.Now().Add(5 * time.Second)
 	for c.Room.Name == "" && time.Now().Before(deadline) {
-		// No room worker here: give the call a room as the worker would.
+		// Jitsi rooms are instant (made with the call); a provider whose
+		// rooms need a worker would get one here as the worker gives it.
 		var err error
 		c, err = e.st.UpdateCall(context.Background(), c.ID, nil, func(c *calls.Call) ([]calls.Event, error) {
 			c.Room = calls.Room{Name: "room-live-one"}
@@ -280,7 +281,7 @@ func TestAdminEventsStreamRosterChanges(t *testing.T) {
 	}
 	go func() {
 		_ = e.svc.ApplyProviderEvents(context.Background(), "jitsi", []calls.ProviderEvent{{
-			Kind: calls.ProviderParticipantJoined, Room: "room-live-one", Identity: "grace", Name: "Grace <3", At: time.Now(),
+			Kind: calls.ProviderParticipantJoined, Room: c.Room.Name, Identity: "grace", Name: "Grace <3", At: time.Now(),
 		}})
 	}()
 	for {

@@ -718,7 +718,8 @@ func TestProviderWebhooksKeepTheRoster(t *testing.T) {
 	for _, e := range evs {
 		kinds = append(kinds, string(e.Kind))
 	}
-	if got := strings.Join(kinds, ","); got != "created,updated,active,joined,left,joined,ended" {
+	// No "updated" for the room: a Jitsi room is made with the call.
+	if got := strings.Join(kinds, ","); got != "created,active,joined,left,joined,ended" {
 		t.Fatalf("event log = %s", got)
 	}
 }

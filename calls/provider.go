@@ -42,6 +42,17 @@ func (r RoomRequest) RoomName() string {
 	return r.CallID
 }
 
+// InstantRoomProvider is an optional provider capability: its rooms are
+// names (a Jitsi room, an Agora channel), so CreateRoom does no I/O and
+// cannot fail for a passing reason. Such a call gets its room in the
+// transaction that stores it, when InstantRooms says so: no room job, no
+// second write of the call, and the first card and ring carry the room.
+// Providers whose rooms are made by a request (Twilio, 100ms, Daily, …)
+// leave it unimplemented and go through the room worker.
+type InstantRoomProvider interface {
+	InstantRooms() bool
+}
+
 // RoomNameKey is where a call keeps its suggested room name (Room.Data)
 // until the room worker has created the room.
 const RoomNameKey = "callgate_room_name"

@@ -142,13 +142,14 @@ const MaxTitleLength = 200
 // with the same id (created=false); ids differing only in case name one
 // call. The provider room is created afterwards by the room worker (the
 // call's RoomStatus is "preparing" until then), so no request waits for a
-// provider.
+// provider; a provider whose rooms are names (InstantRoomProvider) names
+// it here, and the call is stored with it.
 //
 // Re-creating an existing call is allowed to whoever may see it, and adds
 // the request's surfaces when the actor may show the call elsewhere; a
 // refused request writes nothing and describes nothing.
 func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (Call, bool, error) {
-	call, events, err := s.newCall(actor, req)
+	call, events, err := s.newCall(ctx, actor, req)
 	if err != nil {
 		return Call{}, false, err
 	}
@@ -188,7 +189,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 	return stored, false, err
 }
 
-func (s *Service) newCall(actor Actor, req CreateRequest) (Call, []Event, error) {
+func (s *Service) newCall(ctx context.Context, actor Actor, req CreateRequest) (Call, []Event, error) {
 	if err := checkCreateInput(actor, req); err != nil {
 		return Call{}, nil, err
 	}
@@ -234,7 +235,13 @@ func (s *Service) newCall(actor Actor, req CreateRequest) (Call, []Event, error)
 	for _, sf := range req.Surfaces {
 		c.AddSurface(sf)
 	}
-	if req.RoomName != "" {
+	if ip, ok := s.cfg.Providers[provider].(InstantRoomProvider); ok && ip.InstantRooms() {
+		room, err := s.cfg.Providers[provider].CreateRoom(ctx, RoomRequest{CallID: c.ID, Type: c.Type, Title: c.Title, MaxDuration: s.cfg.MaxDuration, Name: req.RoomName})
+		if err != nil {
+			return Call{}, nil, fmt.Errorf("create the room of call %s at %s: %w", c.ID, provider, err)
+		}
+		c.Room = room
+	} else if req.RoomName != "" {
 		c.Room.Data = map[string]string{RoomNameKey: req.RoomName}
 	}
 	events := []Event{{Kind: EventCreated, CallID: c.ID, State: StateCreated, Actor: actor.UserID, At: now}}

@@ -577,3 +577,73 @@ func testAcceptRacingCancel(t *testing.T, st *store.SQL) {
 		}
 	}
 }
+
+// instantProvider is a scriptedProvider whose rooms are names
+// (calls.InstantRoomProvider), as Jitsi's and Agora's are; instant says
+// whether it claims so.
+type instantProvider struct {
+	*scriptedProvider
+	instant bool
+}
+
+func (p instantProvider) InstantRooms() bool { return p.instant }
+
+// TestInstantRoomsAreMadeWithTheCall: a provider whose rooms are names gets
+// its room in the transaction that stores the call (ready at once, no room
+// job, no second version); one that says no, or does not implement the
+// capability, still goes through the room worker; a room that cannot be
+// named refuses the create and stores nothing.
+func TestInstantRoomsAreMadeWithTheCall(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		instant   bool
+		script    []error
+		wantReady bool
+		wantJobs  int64
+		wantErr   error
+	}{
+		{name: "instant", instant: true, wantReady: true, wantJobs: 0},
+		{name: "says no", instant: false, wantReady: false, wantJobs: 1},
+		{name: "instant, refused", instant: true, script: []error{fmt.Errorf("%w: no name", calls.ErrInvalidInput)}, wantErr: calls.ErrInvalidInput},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := store.OpenSQLite(context.Background(), t.TempDir()+"/calls.db")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			p := instantProvider{scriptedProvider: newScriptedProvider(), instant: tc.instant}
+			p.script = tc.script
+			svc, err := calls.NewService(calls.ServiceConfig{Store: st, Providers: map[string]calls.Provider{"p": p}, DefaultProvider: "p", Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			actor := calls.Actor{Kind: calls.ActorAPIKey, UserID: "alice"}
+			c, created, err := svc.Create(t.Context(), actor, calls.CreateRequest{ID: "instant-1", Type: "video"})
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("create: %v, want %v", err, tc.wantErr)
+				}
+				if _, err := st.GetCall(t.Context(), "instant-1"); !errors.Is(err, calls.ErrNotFound) {
+					t.Fatalf("a refused create stored a call: %v", err)
+				}
+				return
+			}
+			if err != nil || !created {
+				t.Fatalf("create: %v created=%v", err, created)
+			}
+			if got := c.RoomStatus() == "ready"; got != tc.wantReady {
+				t.Fatalf("room status %q, ready wanted: %v", c.RoomStatus(), tc.wantReady)
+			}
+			if tc.wantReady && (c.Room.Name != "room-instant-1" || c.Version != 1) {
+				t.Fatalf("room %+v at version %d, want the provider's room at version 1", c.Room, c.Version)
+			}
+			if n, err := st.CountRoomJobs(t.Context()); err != nil || n != tc.wantJobs {
+				t.Fatalf("room jobs = %d (%v), want %d", n, err, tc.wantJobs)
+			}
+			if got := p.attempts.Load(); tc.wantReady && got != 1 || !tc.wantReady && got != 0 {
+				t.Fatalf("provider asked %d times", got)
+			}
+		})
+	}
+}

@@ -178,6 +178,11 @@ func UID(callID, userID string) uint32 {
 	return 1 // all 32 bytes zero: not going to happen, but never 0
 }
 
+// InstantRooms is true: a room is a name, made without a request, so a
+// call gets it in the transaction that stores the call
+// (calls.InstantRoomProvider).
+func (p *Provider) InstantRooms() bool { return true }
+
 // CreateRoom names the call's channel; Agora creates channels as people
 // join. Idempotent: the name is a function of the call id.
 func (p *Provider) CreateRoom(ctx context.Context, req calls.RoomRequest) (calls.Room, error) {

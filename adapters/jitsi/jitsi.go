@@ -228,6 +228,11 @@ func (p *Provider) roomURL(name string) string {
 	return p.base + "/" + url.PathEscape(name)
 }
 
+// InstantRooms is true: a room is a name, made without a request, so a
+// call gets it in the transaction that stores the call
+// (calls.InstantRoomProvider).
+func (p *Provider) InstantRooms() bool { return true }
+
 // CreateRoom picks a fresh, unguessable room name for the call; Jitsi creates
 // the room itself when the first person joins. It is not idempotent on
 // req.CallID (see the package documentation): the service stores the room it
