@@ -59,11 +59,12 @@ type groupWriter struct {
 	stopped  chan struct{}
 	stopOnce sync.Once
 	// onCommit runs after a batch commits, before any caller is answered,
-	// with the calls the batch read or changed as they now are.
-	onCommit func(current map[string]*calls.Call)
+	// with its transaction: the calls the batch read or changed as they
+	// now are, and the rooms it stored calls with.
+	onCommit func(w *txn)
 	// onFailure runs when a batch's outcome is unknown or rolled back,
-	// with the calls it had read or changed.
-	onFailure func(current map[string]*calls.Call)
+	// with its transaction.
+	onFailure func(w *txn)
 	stmts     *stmtCache
 	// coalesce applies several applyOps to one call as one write, setting
 	// each op's err; false means it could not (nothing of it is kept) and
@@ -85,7 +86,7 @@ type groupWriter struct {
 // errStoreClosed answers a write submitted after Close.
 var errStoreClosed = errors.New("store: closed")
 
-func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(map[string]*calls.Call),
+func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(*txn),
 	coalesce func(context.Context, *txn, []*writeOp) bool) *groupWriter {
 	g := &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
 		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce}
@@ -210,7 +211,7 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 		if err != nil {
 			// The transaction cannot go on: nothing of it is stored.
 			_ = tx.Rollback()
-			g.onFailure(w.current)
+			g.onFailure(w)
 			for _, u := range units {
 				for _, o := range u {
 					o.err = err
@@ -236,13 +237,13 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	}
 	if err := tx.Commit(); err != nil {
 		// The outcome is unknown; the next change reads the calls afresh.
-		g.onFailure(w.current)
+		g.onFailure(w)
 		for _, op := range stored {
 			op.err = fmt.Errorf("store: commit: %w", err)
 		}
 		return
 	}
-	g.onCommit(w.current)
+	g.onCommit(w)
 	return retry
 }
 
@@ -322,6 +323,20 @@ type txn struct {
 	// connection), so the copy stays exact until the batch ends. A write
 	// records a call here only once it has succeeded.
 	current map[string]*calls.Call
+	// rooms holds the provider rooms this transaction stored calls with,
+	// and the call of each, for the room cache (see roomCache).
+	rooms map[roomKey]string
+}
+
+// roomStored notes that c is stored with its room.
+func (w *txn) roomStored(c *calls.Call) {
+	if c.Room.Name == "" {
+		return
+	}
+	if w.rooms == nil {
+		w.rooms = map[roomKey]string{}
+	}
+	w.rooms[roomKey{c.Provider, c.Room.Name}] = c.ID
 }
 
 // surfacesChanged records that the call's surfaces (their delivery state)
@@ -482,17 +497,24 @@ func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context
 }
 
 // remember caches the members and roster of calls a committed transaction
-// left as they are.
-func (s *SQL) remember(current map[string]*calls.Call) {
-	for _, c := range current {
+// left as they are, and drops the rooms whose call it may have changed.
+func (s *SQL) remember(w *txn) {
+	for _, c := range w.current {
 		s.children.put(c)
+	}
+	if s.rooms != nil && w.rooms != nil {
+		s.rooms.stored(w.rooms)
 	}
 }
 
-// forget drops the cached children of calls whose stored state is unknown.
-func (s *SQL) forget(current map[string]*calls.Call) {
-	for id := range current {
+// forget drops the cached children of calls whose stored state is unknown,
+// and the rooms whose call may have changed.
+func (s *SQL) forget(w *txn) {
+	for id := range w.current {
 		s.children.drop(id)
+	}
+	if s.rooms != nil && w.rooms != nil {
+		s.rooms.stored(w.rooms)
 	}
 }
 

@@ -114,6 +114,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		}
 		stored, created = c, true
 		tx.current[id] = &stored
+		tx.roomStored(&stored)
 		return nil
 	})
 	if err != nil {
@@ -215,6 +216,15 @@ func (s *SQL) FindByRoom(ctx context.Context, provider, room string) (calls.Call
 // FindIDByRoom returns the id of the call FindByRoom returns, reading
 // only the index (calls.RoomIndex).
 func (s *SQL) FindIDByRoom(ctx context.Context, provider, room string) (string, error) {
+	var gen uint64
+	key := roomKey{provider, room}
+	if s.rooms != nil {
+		id, g, ok := s.rooms.get(key)
+		if ok {
+			return id, nil
+		}
+		gen = g
+	}
 	var id string
 	err := s.readRow(ctx, s.d.q(`SELECT id FROM calls WHERE provider = ? AND room_name = ? ORDER BY created_at DESC, id DESC LIMIT 1`), provider, room).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -222,6 +232,9 @@ func (s *SQL) FindIDByRoom(ctx context.Context, provider, room string) (string, 
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: find call by room: %w", err)
+	}
+	if s.rooms != nil {
+		s.rooms.put(key, id, gen)
 	}
 	return id, nil
 }
@@ -423,6 +436,7 @@ func (s *SQL) writeCallRow(ctx context.Context, tx *txn, c *calls.Call, prev int
 	// The version check cannot fail while the row is locked; it is there so
 	// that a mistake in locking shows up as an error, not a lost update.
 	res, err := tx.ExecContext(ctx, s.d.q(updateCall), append(args[1:], c.ID, prev)...)
+	tx.roomStored(c)
 	if err != nil {
 		return fmt.Errorf("store: update call %s: %w", c.ID, err)
 	}

@@ -51,6 +51,9 @@ type SQL struct {
 	// stopCheckpoints ends SQLite's background checkpointer; nil for
 	// PostgreSQL.
 	stopCheckpoints func()
+	// rooms caches FindIDByRoom; nil where other processes store calls too
+	// (PostgreSQL).
+	rooms *roomCache
 }
 
 var _ calls.Store = (*SQL)(nil)
@@ -165,6 +168,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	s.stopCheckpoints = checkpoints(ck, checkpointEvery)
 	s.stmts = newStmtCache(w)
 	s.reads = newStmtCache(r)
+	s.rooms = newRoomCache()
 	s.groups = []*groupWriter{newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)}
 	return s, nil
 }

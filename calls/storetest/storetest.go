@@ -39,6 +39,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"UpdateNoOpWritesNothing", testUpdateNoOp},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
 		{"FindByRoom", testFindByRoom},
+		{"RoomIndexFollowsStoredRooms", testRoomIndexFollows},
 		{"ListCalls", testListCalls},
 		{"CountByState", testCountByState},
 		{"DeliveryMark", testDeliveryMark},
@@ -589,6 +590,70 @@ func testFindByRoom(t *testing.T, h *harness) {
 	if got, err := h.s.FindByRoom(t.Context(), "livekit-eu", "moved"); err != nil || got.ID != "room-old" {
 		t.Errorf("FindByRoom after rename = %s, %v; want room-old", got.ID, err)
 	}
+}
+
+// testRoomIndexFollows: the id lookup by room (calls.RoomIndex, which a
+// store may answer from a cache) names the newest call of the room at
+// every point, while lookups run concurrently with the writes: after a
+// newer call takes the room, after an older one is stored with it (no
+// change), and after an update gives a call the room (a room worker).
+func testRoomIndexFollows(t *testing.T, h *harness) {
+	ri, ok := h.s.(calls.RoomIndex)
+	if !ok {
+		t.Skip("the store has no id lookup by room")
+	}
+	ctx := t.Context()
+	want := func(step, id string) {
+		t.Helper()
+		for range 2 { // the second answer may come from a cache
+			got, err := ri.FindIDByRoom(ctx, "livekit-eu", "channel")
+			if err != nil || got != id {
+				t.Fatalf("%s: FindIDByRoom = %q, %v; want %q", step, got, err, id)
+			}
+		}
+	}
+	// Readers look the room up all along, so a lookup that races a write
+	// is there to put a stale answer in a cache.
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = ri.FindIDByRoom(ctx, "livekit-eu", "channel")
+			}
+		}()
+	}
+	defer func() { close(stop); readers.Wait() }()
+
+	for i := range 20 {
+		c := sampleCall(fmt.Sprintf("chan-%02d", i))
+		c.Room.Name = "channel"
+		c.CreatedAt = at(time.Duration(i) * time.Minute)
+		h.create(c)
+		want(fmt.Sprintf("call %d takes the room", i), c.ID)
+	}
+	old := sampleCall("chan-old")
+	old.Room.Name = "channel"
+	old.CreatedAt = at(-time.Hour)
+	h.create(old)
+	want("an older call with the room", "chan-19")
+
+	later := sampleCall("chan-later")
+	later.CreatedAt = at(time.Hour)
+	h.create(later)
+	want("a newer call without a room yet", "chan-19")
+	h.update("chan-later", func(c *calls.Call) ([]calls.Event, error) {
+		c.Room.Name = "channel"
+		return []calls.Event{{Kind: calls.EventUpdated, State: c.State, At: at(2 * time.Hour)}}, nil
+	})
+	want("the room given by an update", "chan-later")
 }
 
 func testListCalls(t *testing.T, h *harness) {
