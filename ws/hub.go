@@ -231,6 +231,13 @@ func (h *Hub) Close(ctx context.Context) {
 	h.loops.Wait()
 }
 
+// anySockets reports whether a socket is connected to this replica.
+func (h *Hub) anySockets() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users) > 0
+}
+
 // Sockets counts the open sockets of this replica.
 func (h *Hub) Sockets() int {
 	h.mu.RLock()
@@ -313,9 +320,20 @@ const gapWait = 3 * time.Second
 
 const pumpBatch = 500
 
+// idlePumpGap is the least time between reads of the event log that
+// wake-ups start while no socket is connected to this replica. Every
+// stored change wakes the pump; with nobody to ring, a read per change was
+// a twentieth of the gateway's CPU under a webhook load, for nothing but
+// the outbound webhooks, which a few milliseconds do not hurt. A replica
+// with a socket reads at once.
+const idlePumpGap = 20 * time.Millisecond
+
 func (h *Hub) pumpLoop(woken <-chan struct{}) {
 	t := time.NewTicker(h.o.Poll)
 	defer t.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -324,8 +342,17 @@ func (h *Hub) pumpLoop(woken <-chan struct{}) {
 			h.routeCreated(h.ctx, lc)
 			continue
 		case <-woken:
+			if wait := idlePumpGap - time.Since(last); wait > 0 && !h.anySockets() {
+				gap.Reset(wait)
+				select {
+				case <-h.ctx.Done():
+					return
+				case <-gap.C:
+				}
+			}
 		case <-t.C:
 		}
+		last = time.Now()
 		if err := h.pump(h.ctx); err != nil && h.ctx.Err() == nil {
 			h.log.Warn("ws: reading the event log failed", "err", err)
 		}
