@@ -33,10 +33,7 @@ var callCols = []string{"id", "type", "state", "provider", "title", "created_by"
 	"created_at", "updated_at", "state_changed_at", "ended_at", "end_reason", "guests", "recordings", "empty_since", "version", "room_name"}
 
 var (
-	insertCall = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `) VALUES (` + marks(len(callCols)) + `) ON CONFLICT (id) DO NOTHING`
-	// updateCall sets every column but id; its arguments are callArgs
-	// without the id, then the id and the version the update replaces.
-	updateCall  = `UPDATE calls SET ` + strings.Join(callCols[1:], " = ?, ") + ` = ? WHERE id = ? AND version = ?`
+	insertCall  = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `) VALUES (` + marks(len(callCols)) + `) ON CONFLICT (id) DO NOTHING`
 	selectCalls = `SELECT ` + strings.Join(callCols[:len(callCols)-1], ", ") + ` FROM calls`
 )
 
@@ -319,7 +316,7 @@ func (s *SQL) updateOne(ctx context.Context, tx *txn, nid string, mark *calls.De
 // writeCall stores next over cur (the call as loaded, at its version) with
 // the events.
 func (s *SQL) writeCall(ctx context.Context, tx *txn, cur, next *calls.Call, evs []calls.Event) error {
-	if err := s.writeCallRow(ctx, tx, next, cur.Version); err != nil {
+	if err := s.writeCallRow(ctx, tx, cur, next); err != nil {
 		return err
 	}
 	if err := s.writeChanges(ctx, tx, cur, next); err != nil {
@@ -427,15 +424,93 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, ops []*writeOp) bool {
 	return true
 }
 
-// writeCallRow stores c's calls row over the one at version prev.
-func (s *SQL) writeCallRow(ctx context.Context, tx *txn, c *calls.Call, prev int64) error {
+// indexedCallCols are the columns of calls that indexes hold (see the
+// migrations), in a fixed order: bit i of an indexedChanges mask is
+// indexedCallCols[i].
+var indexedCallCols = [...]string{"state", "provider", "room_name", "created_at", "created_by", "updated_at", "state_changed_at", "empty_since"}
+
+// indexedChanges reports which indexed columns differ between cur and next.
+func indexedChanges(cur, next *calls.Call) uint8 {
+	var m uint8
+	for i, changed := range [len(indexedCallCols)]bool{
+		cur.State != next.State,
+		cur.Provider != next.Provider,
+		cur.Room.Name != next.Room.Name,
+		!cur.CreatedAt.Equal(next.CreatedAt),
+		cur.CreatedBy != next.CreatedBy,
+		!cur.UpdatedAt.Equal(next.UpdatedAt),
+		!cur.StateChangedAt.Equal(next.StateChangedAt),
+		!sameTime(cur.EmptySince, next.EmptySince),
+	} {
+		if changed {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// updateCallQueries holds, for each mask of changed indexed columns, the
+// UPDATE that sets every column but id except the indexed columns that
+// did not change. SQLite rewrites the entry of every index with a column
+// in the SET list, changed or not: setting all columns made each write
+// of a call row touch its seven index pages (seven WAL frames where one
+// would do). Arguments: callRowArgs, then the id and the version replaced.
+var updateCallQueries = func() (qs [1 << len(indexedCallCols)]string) {
+	for mask := range qs {
+		var set []string
+		for _, col := range callCols[1:] {
+			if i := slices.Index(indexedCallCols[:], col); i >= 0 && mask&(1<<i) == 0 {
+				continue
+			}
+			set = append(set, col+" = ?")
+		}
+		qs[mask] = `UPDATE calls SET ` + strings.Join(set, ", ") + ` WHERE id = ? AND version = ?`
+	}
+	return qs
+}()
+
+// callRowArgs is args (callArgs, in callCols order) without the id and the
+// indexed columns that mask leaves unchanged, as updateCallQueries[mask]
+// takes them.
+func callRowArgs(args []any, mask uint8) []any {
+	out := make([]any, 0, len(args)+1)
+	for i, bit := range callColBits[1:] {
+		if bit >= 0 && mask&(1<<bit) == 0 {
+			continue
+		}
+		out = append(out, args[i+1])
+	}
+	return out
+}
+
+// callColBits is, for each of callCols, its bit in an indexedChanges mask,
+// or -1 for a column no index holds.
+var callColBits = func() []int {
+	bits := make([]int, len(callCols))
+	for i, col := range callCols {
+		bits[i] = slices.Index(indexedCallCols[:], col)
+	}
+	return bits
+}()
+
+// writeCallRow stores next's calls row over cur's, which is at cur.Version.
+func (s *SQL) writeCallRow(ctx context.Context, tx *txn, cur, next *calls.Call) error {
+	c, prev := next, cur.Version
 	args, err := callArgs(s.d, c)
 	if err != nil {
 		return err
 	}
+	mask := indexedChanges(cur, next)
 	// The version check cannot fail while the row is locked; it is there so
 	// that a mistake in locking shows up as an error, not a lost update.
-	res, err := tx.ExecContext(ctx, s.d.q(updateCall), append(args[1:], c.ID, prev)...)
+	res, err := tx.ExecContext(ctx, s.d.q(updateCallQueries[mask]), append(callRowArgs(args, mask), c.ID, prev)...)
 	tx.roomStored(c)
 	if err != nil {
 		return fmt.Errorf("store: update call %s: %w", c.ID, err)

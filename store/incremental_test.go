@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +176,57 @@ func TestSQLiteClaimUsesDueIndexes(t *testing.T) {
 		if !strings.Contains(strings.Join(plan, "\n"), index) {
 			t.Errorf("plan does not use %s:\n%s", index, strings.Join(plan, "\n"))
 		}
+	}
+}
+
+// TestCallRowUpdateSetsOnlyChangedIndexedColumns: SQLite rewrites every
+// index with a column in an UPDATE's SET list, so a call-row write names
+// the indexed columns only when they change. indexedCallCols must hold
+// every column an index of calls has, or a write would skip none of it and
+// cost as before; each engine's schema is asked.
+func TestCallRowUpdateSetsOnlyChangedIndexedColumns(t *testing.T) {
+	for name, open := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			q := `SELECT il.name, ii.name FROM pragma_index_list('calls') il, pragma_index_info(il.name) ii`
+			if name == EnginePostgres {
+				q = `SELECT i.relname, a.attname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+					JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey) WHERE t.relname = 'calls' AND t.relnamespace = to_regnamespace(current_schema())`
+			}
+			rows, err := s.r.QueryContext(t.Context(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			seen := 0
+			for rows.Next() {
+				var index, col string
+				if err := rows.Scan(&index, &col); err != nil {
+					t.Fatal(err)
+				}
+				seen++
+				if col != "id" && !slices.Contains(indexedCallCols[:], col) {
+					t.Errorf("index %s holds %s, which indexedCallCols lacks", index, col)
+				}
+			}
+			if err := rows.Err(); err != nil || seen == 0 {
+				t.Fatalf("read the indexes of calls: %v, %d columns", err, seen)
+			}
+		})
+	}
+	cur := rosterCall("narrow", 1)
+	next := cur.Clone()
+	next.Title = "renamed"
+	if m := indexedChanges(&cur, &next); m != 0 || strings.Contains(updateCallQueries[m], "updated_at") || !strings.Contains(updateCallQueries[m], "title = ?") {
+		t.Fatalf("a title change: mask %b, %s", m, updateCallQueries[m])
+	}
+	next.State = calls.StateEnded
+	next.UpdatedAt = next.UpdatedAt.Add(time.Second)
+	m := indexedChanges(&cur, &next)
+	if q := updateCallQueries[m]; !strings.Contains(q, "state = ?") || !strings.Contains(q, "updated_at = ?") || strings.Contains(q, "created_by") {
+		t.Fatalf("an end: mask %b, %s", m, q)
+	}
+	if args, _ := callArgs(sqliteDialect, &next); len(callRowArgs(args, m))+2 != strings.Count(updateCallQueries[m], "?") {
+		t.Fatalf("arguments do not match the query's placeholders")
 	}
 }
