@@ -235,8 +235,8 @@ func (s *Service) newCall(ctx context.Context, actor Actor, req CreateRequest) (
 	for _, sf := range req.Surfaces {
 		c.AddSurface(sf)
 	}
-	if ip, ok := s.cfg.Providers[provider].(InstantRoomProvider); ok && ip.InstantRooms() {
-		room, err := s.cfg.Providers[provider].CreateRoom(ctx, RoomRequest{CallID: c.ID, Type: c.Type, Title: c.Title, MaxDuration: s.cfg.MaxDuration, Name: req.RoomName})
+	if p := s.cfg.Providers[provider]; isInstant(p) {
+		room, err := p.CreateRoom(ctx, RoomRequest{CallID: c.ID, Type: c.Type, Title: c.Title, MaxDuration: s.cfg.MaxDuration, Name: req.RoomName})
 		if err != nil {
 			return Call{}, nil, fmt.Errorf("create the room of call %s at %s: %w", c.ID, provider, err)
 		}
@@ -256,6 +256,12 @@ func (s *Service) newCall(ctx context.Context, actor Actor, req CreateRequest) (
 		events = append(events, ev)
 	}
 	return c, events, nil
+}
+
+// isInstant reports whether p makes its rooms without I/O.
+func isInstant(p Provider) bool {
+	ip, ok := p.(InstantRoomProvider)
+	return ok && ip.InstantRooms()
 }
 
 // normalizeMembers validates members, drops duplicates (first wins) and

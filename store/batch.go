@@ -502,9 +502,7 @@ func (s *SQL) remember(w *txn) {
 	for _, c := range w.current {
 		s.children.put(c)
 	}
-	if s.rooms != nil && w.rooms != nil {
-		s.rooms.stored(w.rooms)
-	}
+	s.rooms.stored(w.rooms)
 }
 
 // forget drops the cached children of calls whose stored state is unknown,
@@ -513,9 +511,7 @@ func (s *SQL) forget(w *txn) {
 	for id := range w.current {
 		s.children.drop(id)
 	}
-	if s.rooms != nil && w.rooms != nil {
-		s.rooms.stored(w.rooms)
-	}
+	s.rooms.stored(w.rooms)
 }
 
 // readRow and readQuery run a query on the reader pool, prepared once when

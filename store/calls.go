@@ -456,6 +456,16 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
+// callColBits is, for each of callCols, its bit in an indexedChanges mask,
+// or -1 for a column no index holds.
+var callColBits = func() []int {
+	bits := make([]int, len(callCols))
+	for i, col := range callCols {
+		bits[i] = slices.Index(indexedCallCols[:], col)
+	}
+	return bits
+}()
+
 // updateCallQueries holds, for each mask of changed indexed columns, the
 // UPDATE that sets every column but id except the indexed columns that
 // did not change. SQLite rewrites the entry of every index with a column
@@ -465,11 +475,11 @@ func sameTime(a, b *time.Time) bool {
 var updateCallQueries = func() (qs [1 << len(indexedCallCols)]string) {
 	for mask := range qs {
 		var set []string
-		for _, col := range callCols[1:] {
-			if i := slices.Index(indexedCallCols[:], col); i >= 0 && mask&(1<<i) == 0 {
+		for i, bit := range callColBits[1:] {
+			if bit >= 0 && mask&(1<<bit) == 0 {
 				continue
 			}
-			set = append(set, col+" = ?")
+			set = append(set, callCols[i+1]+" = ?")
 		}
 		qs[mask] = `UPDATE calls SET ` + strings.Join(set, ", ") + ` WHERE id = ? AND version = ?`
 	}
@@ -490,35 +500,30 @@ func callRowArgs(args []any, mask uint8) []any {
 	return out
 }
 
-// callColBits is, for each of callCols, its bit in an indexedChanges mask,
-// or -1 for a column no index holds.
-var callColBits = func() []int {
-	bits := make([]int, len(callCols))
-	for i, col := range callCols {
-		bits[i] = slices.Index(indexedCallCols[:], col)
-	}
-	return bits
-}()
+// roomOrderBits are the columns that decide which call is a room's newest
+// (FindIDByRoom): only a write that changes one of them can move it.
+var roomOrderBits = uint8(1<<slices.Index(indexedCallCols[:], "provider") | 1<<slices.Index(indexedCallCols[:], "room_name") | 1<<slices.Index(indexedCallCols[:], "created_at"))
 
 // writeCallRow stores next's calls row over cur's, which is at cur.Version.
 func (s *SQL) writeCallRow(ctx context.Context, tx *txn, cur, next *calls.Call) error {
-	c, prev := next, cur.Version
-	args, err := callArgs(s.d, c)
+	args, err := callArgs(s.d, next)
 	if err != nil {
 		return err
 	}
 	mask := indexedChanges(cur, next)
 	// The version check cannot fail while the row is locked; it is there so
 	// that a mistake in locking shows up as an error, not a lost update.
-	res, err := tx.ExecContext(ctx, s.d.q(updateCallQueries[mask]), append(callRowArgs(args, mask), c.ID, prev)...)
-	tx.roomStored(c)
+	res, err := tx.ExecContext(ctx, s.d.q(updateCallQueries[mask]), append(callRowArgs(args, mask), next.ID, cur.Version)...)
+	if mask&roomOrderBits != 0 {
+		tx.roomStored(next)
+	}
 	if err != nil {
-		return fmt.Errorf("store: update call %s: %w", c.ID, err)
+		return fmt.Errorf("store: update call %s: %w", next.ID, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: update call %s: %w", c.ID, err)
+		return fmt.Errorf("store: update call %s: %w", next.ID, err)
 	} else if n != 1 {
-		return fmt.Errorf("store: update call %s: version %d changed underneath the update", c.ID, prev)
+		return fmt.Errorf("store: update call %s: version %d changed underneath the update", next.ID, cur.Version)
 	}
 	return nil
 }

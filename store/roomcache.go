@@ -9,9 +9,10 @@ import "sync"
 //
 // A room's call changes only when a call with that room name is stored (a
 // new call in a per-channel room, or the room worker naming a call's
-// room), and calls are never deleted. Every write that stores a call with
-// a room notes it (txn.roomStored); after the transaction, a room whose
-// cached call is not the one stored is dropped. A lookup that raced such a
+// room), and calls are never deleted. Every write that can move a room's
+// newest call notes it (txn.roomStored): a new call with a room, or an
+// update of a call's provider, room or creation time. After the
+// transaction, a room whose cached call is not the one stored is dropped. A lookup that raced such a
 // write does not store what it read: the generation it started with has
 // moved on.
 //
@@ -54,10 +55,14 @@ func (c *roomCache) put(k roomKey, id string, gen uint64) {
 	c.ids[k] = id
 }
 
-// stored runs after a transaction that stored calls with rooms, whether it
-// committed or its outcome is unknown: rooms whose cached call may no
-// longer be the newest are dropped.
+// stored runs after every transaction, whether it committed or its
+// outcome is unknown, with the rooms it stored calls with: rooms whose
+// cached call may no longer be the newest are dropped. A store without a
+// cache (nil) has nothing to drop.
 func (c *roomCache) stored(rooms map[roomKey]string) {
+	if c == nil || len(rooms) == 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, id := range rooms {
