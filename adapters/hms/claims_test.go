@@ -3,24 +3,14 @@ package hms
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/callgate/callgate/adapters/internal/hs256/hs256test"
 )
 
-// hostileStrings exercise every escape encoding/json knows.
-var hostileStrings = []string{
-	"",
-	"slack:U012AB3CD",
-	`quote " backslash \ slash /`,
-	"controls \x00\x01\b\t\n\v\f\r\x1f DEL \x7f",
-	"<b>html</b> & co",
-	"line\u2028sep\u2029para",
-	"é 中文 😀",
-	"invalid \xff \xc3\x28 \xed\xa0\x80 end\xe2\x82",
-	strings.Repeat("long <&> \" \u2028 \xff ", 3000),
-}
+var hostileStrings = hs256test.HostileStrings()
 
 // appMapClaims is the reference: the claims golang-jwt signed before.
 func appMapClaims(accessKey, roomID, role, userID, jti string, iat, exp int64) jwt.MapClaims {

@@ -3,27 +3,16 @@ package jitsi
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/callgate/callgate/adapters/internal/hs256/hs256test"
 	"github.com/callgate/callgate/calls"
 )
 
-// hostileStrings exercise every escape encoding/json knows.
-var hostileStrings = []string{
-	"",
-	"Ada Lovelace",
-	`quote " backslash \ slash /`,
-	"controls \x00\x01\b\t\n\v\f\r\x1f DEL \x7f",
-	"<b>html</b> & co",
-	"line\u2028sep\u2029para",
-	"é 中文 😀 “Bob”",
-	"invalid \xff \xc3\x28 \xed\xa0\x80 end\xe2\x82",
-	strings.Repeat("long <&> \" \u2028 \xff ", 3000),
-}
+var hostileStrings = hs256test.HostileStrings()
 
 // referenceClaims are the jwt.MapClaims golang-jwt signed before.
 func referenceClaims(p *Provider, room string, req calls.CredentialRequest, issued, expires time.Time) jwt.MapClaims {

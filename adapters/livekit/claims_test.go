@@ -3,7 +3,6 @@ package livekit
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -11,21 +10,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/livekit/protocol/auth"
 
+	"github.com/callgate/callgate/adapters/internal/hs256/hs256test"
 	"github.com/callgate/callgate/calls"
 )
 
-// hostileStrings exercise every escape encoding/json knows.
-var hostileStrings = []string{
-	"",
-	"Ada Lovelace",
-	`quote " backslash \ slash /`,
-	"controls \x00\x01\b\t\n\v\f\r\x1f DEL \x7f",
-	"<b>html</b> & co",
-	"line\u2028sep\u2029para",
-	"é 中文 😀",
-	"invalid \xff \xc3\x28 \xed\xa0\x80 end\xe2\x82",
-	strings.Repeat("long <&> \" \u2028 \xff ", 3000),
-}
+var hostileStrings = hs256test.HostileStrings()
 
 // referenceClaims is protocol's tokenClaims (unexported there) filled as
 // AccessToken.ToJWT fills it for the grant callgate gave before.

@@ -6,23 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/callgate/callgate/adapters/internal/hs256/hs256test"
 )
 
-// hostileStrings exercise every escape encoding/json knows.
-var hostileStrings = []string{
-	"",
-	"slack:U012345",
-	`quote " backslash \ slash /`,
-	"controls \x00\x01\b\t\n\v\f\r\x1f DEL \x7f",
-	"<b>html</b> & co",
-	"line\u2028sep\u2029para",
-	"é 中文 😀",
-	"invalid \xff \xc3\x28 \xed\xa0\x80 end\xe2\x82",
-	strings.Repeat("long <&> \" \u2028 \xff ", 3000),
-}
+var hostileStrings = hs256test.HostileStrings()
 
 // encodedClaims is the reference: what the json.Encoder the minting code
 // used before wrote.

@@ -3,25 +3,14 @@ package hs256
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/callgate/callgate/adapters/internal/hs256/hs256test"
 )
 
-// hostile are strings encoding/json must escape in every way it knows.
-var hostile = []string{
-	"",
-	"plain ascii",
-	`quote " and backslash \ and slash /`,
-	"controls \x00\x01\x07\b\t\n\v\f\r\x1b\x1f and DEL \x7f",
-	"<script>alert('x')</script> & more",
-	"line\u2028sep\u2029para",
-	"non-ASCII: é ü 中文 😀",
-	"invalid UTF-8: \xff \xc3\x28 \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80 end\xc3",
-	"\xef\xbf\xbd real replacement char",
-	strings.Repeat("long <&> \"value\" \u2028 \xff ", 5000),
-}
+var hostile = hs256test.HostileStrings()
 
 // stdString is encoding/json's encoding of s.
 func stdString(t testing.TB, s string, escapeHTML bool) []byte {
