@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/callgate/callgate/adapters/voiplink"
 	"github.com/callgate/callgate/store"
 	"github.com/callgate/callgate/store/pgtest"
@@ -93,12 +91,7 @@ func TestDeliveriesSurviveARestart(t *testing.T) {
 				o.Poll = 50 * time.Millisecond
 			}
 			g := newGateway(t, gwOptions{dsn: dsn, tune: hooks})
-			ada := g.dial(t, "ada")
-			bob := g.dial(t, "bob")
-			bob.c.Close(websocket.StatusNormalClosure, "")
-			g.waitOffline(t, "bob")
-			res := ada.request(reqDirect, map[string]any{"targetUser": "bob"})
-			okResponse(t, res)
+			res := g.ringOffline(t, "ada", "bob")
 			pushID := "push-" + res.str("videochatRequestId") + "-bob"
 
 			// Several failed attempts of the push and of the events.
@@ -203,11 +196,7 @@ func TestDeliveryRetryAfterAndDead(t *testing.T) {
 				o.HookBackoff, o.HookMaxBackoff, o.HookAttempts = 10*time.Millisecond, 20*time.Millisecond, 2
 				o.Poll = 50 * time.Millisecond
 			}})
-			ada := g.dial(t, "ada")
-			bob := g.dial(t, "bob")
-			bob.c.Close(websocket.StatusNormalClosure, "")
-			g.waitOffline(t, "bob")
-			okResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "bob"}))
+			g.ringOffline(t, "ada", "bob")
 			waitFor(t, func() bool { return g.hub.HooksDead.Load() == 1 })
 			c, err := g.store.CountWSDeliveries(context.Background())
 			if err != nil || c.Dead != 1 || c.Pending+c.Retrying != 0 {
@@ -236,11 +225,7 @@ func TestPushExpiresWithItsRing(t *testing.T) {
 		o.HookBackoff, o.HookMaxBackoff, o.HookAttempts = 50*time.Millisecond, 100*time.Millisecond, 1000
 		o.Poll = 20 * time.Millisecond
 	}})
-	ada := g.dial(t, "ada")
-	bob := g.dial(t, "bob")
-	bob.c.Close(websocket.StatusNormalClosure, "")
-	g.waitOffline(t, "bob")
-	okResponse(t, ada.request(reqDirect, map[string]any{"targetUser": "bob"}))
+	g.ringOffline(t, "ada", "bob")
 	// The receiver fails until the ring is over, then comes back: the push
 	// is not sent again.
 	waitFor(t, func() bool { return g.hub.HooksExpired.Load() == 1 })

@@ -186,6 +186,19 @@ func (g *gateway) dial(t testing.TB, user string, extra ...string) *client {
 	return c
 }
 
+// ringOffline has caller ring callee while callee is known but offline
+// everywhere (connected once, socket closed): the case that needs a push.
+// It returns the ring's answer, checked to be a success.
+func (g *gateway) ringOffline(t testing.TB, caller, callee string) frame {
+	t.Helper()
+	c := g.dial(t, caller)
+	g.dial(t, callee).c.Close(websocket.StatusNormalClosure, "")
+	g.waitOffline(t, callee)
+	res := c.request(reqDirect, map[string]any{"targetUser": callee})
+	okResponse(t, res)
+	return res
+}
+
 func (g *gateway) dialRaw(t testing.TB, path string, h http.Header) (*client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -318,12 +318,7 @@ func TestPushHookAndWebhooks(t *testing.T) {
 		o.Webhooks = []ws.Webhook{{URL: hook.URL + "/events", Secret: secret}}
 		o.RingFresh = time.Minute
 	}})
-	ada := g.dial(t, "ada")
-	bob := g.dial(t, "bob")
-	bob.c.Close(websocket.StatusNormalClosure, "")
-	g.waitOffline(t, "bob")
-	res := ada.request(reqDirect, map[string]any{"targetUser": "bob"})
-	okResponse(t, res)
+	res := g.ringOffline(t, "ada", "bob")
 	id := res.str("videochatRequestId")
 	var push map[string]any
 	states := map[string]bool{}
