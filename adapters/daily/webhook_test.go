@@ -2,8 +2,6 @@ package daily
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callgate/callgate/adapters/internal/hs256/hs256test"
 	"github.com/callgate/callgate/calls"
 )
 
@@ -321,13 +320,5 @@ func BenchmarkHMACSHA256(b *testing.B) {
 	_, req := benchRequest(b)
 	key, _ := base64.StdEncoding.DecodeString(currentSecret)
 	ts := req.Header.Get(TimestampHeader)
-	b.SetBytes(int64(len(req.Body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		m := hmac.New(sha256.New, key)
-		m.Write([]byte(ts))
-		m.Write([]byte{'.'})
-		m.Write(req.Body)
-		_ = m.Sum(nil)
-	}
+	hs256test.BenchmarkHMAC(b, key, append([]byte(ts+"."), req.Body...))
 }
