@@ -586,13 +586,8 @@ func (s *SQL) writeSurfaces(ctx context.Context, tx *txn, cur, next *calls.Call)
 	return nil
 }
 
-// ListCalls returns calls in one of states (none when states is empty)
-// whose StateChangedAt is before `before` (any time when zero), oldest
-// first and then by id, at most limit of them (all when limit <= 0).
-func (s *SQL) ListCalls(ctx context.Context, q calls.ListQuery) ([]calls.Call, error) {
-	if len(q.States) == 0 {
-		return nil, nil
-	}
+// listQuery is ListCalls' statement for q, with its arguments.
+func listQuery(d dialect, q calls.ListQuery) (string, []any) {
 	// The column comes from this fixed set, never from input.
 	col := "state_changed_at"
 	switch q.By {
@@ -614,13 +609,24 @@ func (s *SQL) ListCalls(ctx context.Context, q calls.ListQuery) ([]calls.Call, e
 	}
 	if !q.Before.IsZero() {
 		where = append(where, col+` < ?`)
-		args = append(args, s.d.timeArg(q.Before))
+		args = append(args, d.timeArg(q.Before))
 	}
 	query := selectCalls + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + col + `, id`
 	if q.Limit > 0 {
 		query += ` LIMIT ?`
 		args = append(args, q.Limit)
 	}
+	return query, args
+}
+
+// ListCalls returns calls in one of states (none when states is empty)
+// whose StateChangedAt is before `before` (any time when zero), oldest
+// first and then by id, at most limit of them (all when limit <= 0).
+func (s *SQL) ListCalls(ctx context.Context, q calls.ListQuery) ([]calls.Call, error) {
+	if len(q.States) == 0 {
+		return nil, nil
+	}
+	query, args := listQuery(s.d, q)
 
 	tx, err := s.r.BeginTx(ctx, snapshot)
 	if err != nil {
