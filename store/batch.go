@@ -66,6 +66,9 @@ type groupWriter struct {
 	// with its transaction.
 	onFailure func(w *txn)
 	stmts     *stmtCache
+	// begin, when set, runs first in each batch's transaction; an error
+	// fails the batch.
+	begin func(ctx context.Context, w *txn) error
 	// coalesce applies several applyOps to one call as one write, setting
 	// each op's err; false means it could not (nothing of it is kept) and
 	// the ops run one by one instead.
@@ -193,6 +196,16 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 		return
 	}
 	w := &txn{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}}
+	if g.begin != nil {
+		if err := g.begin(ctx, w); err != nil {
+			_ = tx.Rollback()
+			g.onFailure(w)
+			for _, op := range live {
+				op.err = err
+			}
+			return
+		}
+	}
 	units := coalescable(live)
 	// A batch of one needs no savepoint: its failure rolls back the whole
 	// transaction, which holds nothing else.
@@ -326,6 +339,13 @@ type txn struct {
 	// rooms holds the provider rooms this transaction stored calls with,
 	// and the call of each, for the room cache (see roomCache).
 	rooms map[roomKey]string
+	// surfaced holds the calls whose surfaces this transaction wrote
+	// outside a change of the call (see surfacesChanged).
+	surfaced map[string]bool
+	// exclusive is true when no connection but this process's writer has
+	// committed since the writer's last transaction: the whole calls in
+	// the child cache are then exactly what is stored (see beginBatch).
+	exclusive bool
 }
 
 // roomStored notes that c is stored with its room.
@@ -342,7 +362,13 @@ func (w *txn) roomStored(c *calls.Call) {
 // surfacesChanged records that the call's surfaces (their delivery state)
 // were written outside a change of the call: a later change in the batch
 // reads the call again rather than start from a copy that lacks it.
-func (w *txn) surfacesChanged(callID string) { delete(w.current, callID) }
+func (w *txn) surfacesChanged(callID string) {
+	delete(w.current, callID)
+	if w.surfaced == nil {
+		w.surfaced = map[string]bool{}
+	}
+	w.surfaced[callID] = true
+}
 
 // inSavepoint runs fn so that an error from it undoes exactly what fn
 // wrote, and what fn recorded in changed.
@@ -496,22 +522,54 @@ func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context
 	return s.writer(key).do(ctx, fn)
 }
 
-// remember caches the members and roster of calls a committed transaction
-// left as they are, and drops the rooms whose call it may have changed.
+// remember caches the calls a committed transaction left as they are,
+// forgets the whole calls whose surfaces it wrote without them, and drops
+// the rooms whose call it may have changed.
 func (s *SQL) remember(w *txn) {
 	for _, c := range w.current {
 		s.children.put(c)
+	}
+	for id := range w.surfaced {
+		if _, ok := w.current[id]; !ok {
+			s.children.dropCall(id)
+		}
 	}
 	s.rooms.stored(w.rooms)
 }
 
 // forget drops the cached children of calls whose stored state is unknown,
-// and the rooms whose call may have changed.
+// and the rooms whose call may have changed. The writer's connection may
+// be in doubt too: the next batch trusts no whole call (see beginBatch).
 func (s *SQL) forget(w *txn) {
 	for id := range w.current {
 		s.children.drop(id)
 	}
+	for id := range w.surfaced {
+		s.children.dropCall(id)
+	}
 	s.rooms.stored(w.rooms)
+	s.dataVersion.Store(0)
+}
+
+// beginBatch runs first in each of the SQLite writer's transactions. It
+// asks SQLite whether any other connection has committed since the
+// writer's previous transaction (PRAGMA data_version changes exactly
+// then, and not for the connection's own commits). If none has, every
+// whole call in the child cache is what is stored, and the batch's
+// writes start from it without reading the call: the writer is this
+// process's only path to calls and surfaces. If one has (another process
+// on the same file, a tool), every whole call is forgotten first.
+func (s *SQL) beginBatch(ctx context.Context, w *txn) error {
+	var v int64
+	if err := w.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return fmt.Errorf("store: data version: %w", err)
+	}
+	// 0 means unknown: SQLite's data_version starts at 1.
+	if s.dataVersion.Swap(v) != v {
+		s.children.dropCalls()
+	}
+	w.exclusive = true
+	return nil
 }
 
 // readRow and readQuery run a query on the reader pool, prepared once when

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 
@@ -35,6 +33,13 @@ type cachedChildren struct {
 	members      []calls.Member
 	participants []calls.Participant
 	seqs         map[string]calls.RosterMark
+	// call is the whole call as this process's writer last committed it,
+	// surfaces included, or nil once its surfaces were written without
+	// it (a claim, a delivery's record) or the writer's transaction
+	// failed. Only the SQLite writer uses it, and only while no other
+	// connection has committed since (see SQL.beginBatch): then it is
+	// exactly what a read would return, and a write needs no read.
+	call *calls.Call
 }
 
 // childCacheSize bounds the entries, and childCacheWeight the members,
@@ -60,13 +65,16 @@ func (cc *childCache) get(id string, version int64) (*cachedChildren, bool) {
 	return e, true
 }
 
-// put stores c's members and roster (cloned) at c's version.
+// put stores a copy of c (whole, and its members and roster) at c's
+// version.
 func (cc *childCache) put(c *calls.Call) {
+	full := c.Clone()
 	e := &cachedChildren{
-		version:      c.Version,
-		members:      slices.Clone(c.Members),
-		participants: slices.Clone(c.Participants),
-		seqs:         maps.Clone(c.Seqs),
+		version:      full.Version,
+		members:      full.Members,
+		participants: full.Participants,
+		seqs:         full.Seqs,
+		call:         &full,
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -87,6 +95,42 @@ func (cc *childCache) put(c *calls.Call) {
 	}
 	cc.m[c.ID] = e
 	cc.weight += e.weight()
+}
+
+// getCall returns the whole call id as the writer last committed it.
+func (cc *childCache) getCall(id string) (*calls.Call, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	e, ok := cc.m[id]
+	if !ok || e.call == nil {
+		return nil, false
+	}
+	return e.call, true
+}
+
+// dropCall forgets id's whole call but keeps its members and roster,
+// which only a new version changes.
+func (cc *childCache) dropCall(id string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if e, ok := cc.m[id]; ok && e.call != nil {
+		cp := *e
+		cp.call = nil
+		cc.m[id] = &cp
+	}
+}
+
+// dropCalls forgets every whole call: another connection has written.
+func (cc *childCache) dropCalls() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for id, e := range cc.m {
+		if e.call != nil {
+			cp := *e
+			cp.call = nil
+			cc.m[id] = &cp
+		}
+	}
 }
 
 func (cc *childCache) drop(id string) {
@@ -111,6 +155,11 @@ func (cc *childCache) remove(id string) {
 func (s *SQL) loadForUpdate(ctx context.Context, tx *txn, id string) (calls.Call, error) {
 	if c, ok := tx.current[id]; ok {
 		return *c, nil
+	}
+	if tx.exclusive {
+		if c, ok := s.children.getCall(id); ok {
+			return *c, nil
+		}
 	}
 	c, _, err := s.loadCached(ctx, tx, id, s.d.forUpdate)
 	return c, err

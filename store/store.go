@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +55,9 @@ type SQL struct {
 	// rooms caches FindIDByRoom; nil where other processes store calls too
 	// (PostgreSQL).
 	rooms *roomCache
+	// dataVersion is SQLite's PRAGMA data_version as the writer last saw
+	// it, 0 when unknown (see beginBatch).
+	dataVersion atomic.Int64
 }
 
 var _ calls.Store = (*SQL)(nil)
@@ -169,7 +173,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	s.stmts = newStmtCache(w)
 	s.reads = newStmtCache(r)
 	s.rooms = newRoomCache()
-	s.groups = []*groupWriter{newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)}
+	g := newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
+	g.begin = s.beginBatch
+	s.groups = []*groupWriter{g}
 	return s, nil
 }
 

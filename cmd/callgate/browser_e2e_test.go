@@ -165,6 +165,10 @@ func TestBrowserJoinAndAdmin(t *testing.T) {
 		t.Fatalf("only %d screenshots: %v", len(shots), shots)
 	}
 	// The join went through the page: the provider URL was never logged.
+	// Stopped first, so that no line is still held in the log buffer.
+	if err := stop(); err != nil {
+		t.Fatalf("graceful shutdown: %v", err)
+	}
 	if strings.Contains(logs.String(), liveRoom+"?") || strings.Contains(logs.String(), provider.URL+"/"+liveRoom) {
 		t.Fatalf("the provider join URL was logged:\n%s", logs.String())
 	}

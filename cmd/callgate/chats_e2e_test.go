@@ -643,7 +643,8 @@ func startGatewayTB(tb testing.TB, kinds kindList, opts serveOptions, logs io.Wr
 	go func() { errCh <- serve(ctx, kinds, opts, logs, func(addr string) { addrCh <- addr }) }()
 	select {
 	case addr := <-addrCh:
-		return "http://" + addr, func() error { cancel(); return <-errCh }
+		// Stopping twice (a deferred stop after an explicit one) is harmless.
+		return "http://" + addr, sync.OnceValue(func() error { cancel(); return <-errCh })
 	case err := <-errCh:
 		cancel()
 		tb.Fatalf("gateway did not start: %v", err)

@@ -58,7 +58,8 @@ func startGatewayKinds(t *testing.T, kinds kindList, opts serveOptions, logs io.
 	}()
 	select {
 	case addr := <-addrCh:
-		return "http://" + addr, func() error { cancel(); return <-errCh }
+		// Stopping twice (a deferred stop after an explicit one) is harmless.
+		return "http://" + addr, sync.OnceValue(func() error { cancel(); return <-errCh })
 	case err := <-errCh:
 		cancel()
 		t.Fatalf("gateway did not start: %v", err)

@@ -49,7 +49,11 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		cfg.Server.Addr = opts.addr
 	}
 	dataDir := firstNonEmpty(opts.dataDir, cfg.Server.DataDir, "./callgate-data")
-	log := newLogger(cfg.Log, logOut)
+	// Lines leave in batches (see logBuffer); whatever is held is written
+	// out when serve returns, whichever way it returns.
+	logBuf := newLogBuffer(logOut, logFlushDelay, logBufferLimit)
+	defer logBuf.Close()
+	log := newLogger(cfg.Log, logBuf)
 
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -248,6 +252,9 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		"addr", ln.Addr().String(), "public_url", publicURL, "store", cfg.Store.Kind, "data_dir", dataDir,
 		"providers", providers.describe(), "default_provider", cfg.DefaultProvider, "chats", strings.Join(sortedKeys(chats.names), ","),
 		"rest_api", cfg.API.IsEnabled(), "version", buildVersion())
+	// Start-up lines are what an operator (or a supervisor waiting for the
+	// listening line) reads first: they are not held back.
+	logBuf.Flush()
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
@@ -288,14 +295,17 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
+// newLogger writes to buf; records at warning level and above are
+// written out at once.
+func newLogger(c config.Log, buf *logBuffer) *slog.Logger {
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(buf, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(buf, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(flushingHandler{Handler: h, buf: buf, level: slog.LevelWarn})
 }
 
 // defaultPublicURL is where a person on this machine reaches the listener.

@@ -337,18 +337,25 @@ func (h *harness) start() error {
 	g := &gateway{cmd: cmd, done: make(chan struct{}), log: logf}
 	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
+		// Lines are read one by one only until the listening line; the
+		// rest is copied in bulk, so that the harness's own CPU goes to
+		// load rather than to the gateway's access log.
+		br := bufio.NewReaderSize(stderr, 64<<10)
+		for {
+			line, err := br.ReadString('\n')
+			logf.WriteString(line)
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
 				default:
 				}
+				break
+			}
+			if err != nil {
+				return
 			}
 		}
+		io.Copy(logf, br)
 	}()
 	go func() { cmd.Wait(); close(g.done) }()
 	h.gw = g
