@@ -331,7 +331,7 @@ func TestCreateIsCaseInsensitiveAndIdempotent(t *testing.T) {
 		t.Fatalf("get by other case: %d %s", got.status, got.body)
 	}
 	generated := g.post("/v1/calls", bearer(apiKey), map[string]any{})
-	if generated.status != http.StatusCreated || len(generated.call(t)["id"].(string)) != 20 {
+	if generated.status != http.StatusCreated || len(generated.call(t)["id"].(string)) != calls.IDTimeChars+20 {
 		t.Fatalf("create without id: %d %s", generated.status, generated.body)
 	}
 }

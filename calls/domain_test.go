@@ -47,13 +47,51 @@ func TestNewIDIsNormalAndUnique(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
 		id := NewID()
-		if n, err := NormalizeID(id); err != nil || n != id || len(id) != 20 {
-			t.Fatalf("NewID() = %q is not a normalised 20-character id (%v)", id, err)
+		if n, err := NormalizeID(id); err != nil || n != id || len(id) != IDTimeChars+20 {
+			t.Fatalf("NewID() = %q is not a normalised %d-character id (%v)", id, IDTimeChars+20, err)
 		}
 		if seen[id] {
 			t.Fatalf("NewID() repeated %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// Ids made later sort later, byte by byte, across every carry of the
+// base-31 time prefix (digits sort before letters in bytes, which is why
+// the prefix has an alphabet of its own); the rest is random.
+func TestNewIDSortsByTime(t *testing.T) {
+	base := time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC)
+	steps := []time.Duration{0, time.Millisecond, 30 * time.Millisecond, 31 * time.Millisecond, 961 * time.Millisecond,
+		time.Second, time.Minute, time.Hour, 24 * time.Hour, 365 * 24 * time.Hour, 100 * 365 * 24 * time.Hour}
+	prev := ""
+	for i, d := range steps {
+		id := newIDAt(base.Add(d))
+		if n, err := NormalizeID(id); err != nil || n != id {
+			t.Fatalf("newIDAt(+%v) = %q is not normalised (%v)", d, id, err)
+		}
+		if i > 0 && id[:IDTimeChars] <= prev[:IDTimeChars] {
+			t.Fatalf("+%v: prefix %q does not sort after %q", d, id[:IDTimeChars], prev[:IDTimeChars])
+		}
+		prev = id
+	}
+	// Every millisecond in a long run sorts after the one before.
+	last := ""
+	for ms := range int64(100_000) {
+		p := newIDAt(base.Add(time.Duration(ms) * time.Millisecond))[:IDTimeChars]
+		if p <= last {
+			t.Fatalf("ms %d: %q after %q", ms, p, last)
+		}
+		last = p
+	}
+	// The same millisecond: same prefix, different random parts.
+	a, b := newIDAt(base), newIDAt(base)
+	if a[:IDTimeChars] != b[:IDTimeChars] || a == b {
+		t.Fatalf("two ids of one millisecond: %q %q", a, b)
+	}
+	// Before 1970 (a clock gone wrong) is the smallest prefix, not a panic.
+	if p := newIDAt(time.Unix(-5, 0))[:IDTimeChars]; p != strings.Repeat("2", IDTimeChars) {
+		t.Fatalf("prefix before 1970: %q", p)
 	}
 }
 

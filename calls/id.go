@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // MaxIDLength bounds call ids so they fit in provider room names, URLs and chat
@@ -48,9 +49,38 @@ func idRune(r rune) bool {
 // survive being read aloud or retyped and are already in normalised form.
 const idAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
 
-// NewID returns a random call id (20 characters, about 99 bits of entropy),
-// unguessable so that a stable join link cannot be found by enumeration.
-func NewID() string { return RandomString(20) }
+// NewID returns a new call id: IDTimeChars characters of the time it was
+// made, then 20 random characters (about 99 bits of entropy), unguessable
+// so that a stable join link cannot be found by enumeration.
+//
+// Why the time: every table about a call is keyed by its id. With ids
+// that are random from the first character, each new call lands on a
+// random page of each of those b-trees, and a store commit writes every
+// page it touched: creating calls cost one page write per table per call.
+// Ids that grow with time put a second's new calls side by side at the
+// end of each b-tree, so a commit of many new calls writes a few pages
+// (BENCHMARKS.md, "Time-ordered call ids"). The time is no secret: the
+// API shows a call's created_at to whoever may see the call.
+func NewID() string { return newIDAt(time.Now()) }
+
+// IDTimeChars is the length of the time prefix of a NewID: milliseconds
+// since 1970 in base 31, enough until the year 2800.
+const IDTimeChars = 9
+
+// sortedIDAlphabet is idAlphabet in byte order, so that the time prefix
+// sorts as the time does.
+const sortedIDAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
+
+func newIDAt(t time.Time) string {
+	ms := max(t.UnixMilli(), 0)
+	var b [IDTimeChars + 20]byte
+	for i := IDTimeChars - 1; i >= 0; i-- {
+		b[i] = sortedIDAlphabet[ms%int64(len(sortedIDAlphabet))]
+		ms /= int64(len(sortedIDAlphabet))
+	}
+	copy(b[IDTimeChars:], RandomString(20))
+	return string(b[:])
+}
 
 // RandomString returns n random characters from the id alphabet.
 func RandomString(n int) string {
