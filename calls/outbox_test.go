@@ -3,12 +3,14 @@ package calls_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/callgate/callgate/calls"
+	"github.com/callgate/callgate/store"
 )
 
 // recordingPoster is a chat platform whose answers a test scripts. It keeps
@@ -223,5 +225,73 @@ func TestOutboxPacesPerDestination(t *testing.T) {
 	f.deliver(t)
 	if n := len(f.poster.deliveries()); n != 2 {
 		t.Fatalf("%d deliveries after a second, want 2", n)
+	}
+}
+
+// deferralCounter counts the deliveries the outbox records as deferred by
+// pacing, per call.
+type deferralCounter struct {
+	*store.SQL
+	mu       sync.Mutex
+	deferred map[string]int
+}
+
+func (c *deferralCounter) RecordDelivery(ctx context.Context, o calls.DeliveryOutcome) error {
+	if o.Deferred {
+		c.mu.Lock()
+		c.deferred[o.CallID]++
+		c.mu.Unlock()
+	}
+	return c.SQL.RecordDelivery(ctx, o)
+}
+
+// Twenty cards waiting on one destination that allows 10 a second: each
+// is deferred once, to a slot of its own, and they go out in the order
+// they were first claimed, never faster than the pace. (Cancelling the
+// reservation of a deferred card made every waiting card compete for the
+// next token: each was claimed and deferred again and again, two writes
+// each time, for every card sent.)
+func TestOutboxPacedCardsWaitOnceForASlotOfTheirOwn(t *testing.T) {
+	f := newOutboxFixture(t)
+	counter := &deferralCounter{SQL: f.store, deferred: map[string]int{}}
+	f.outbox = calls.NewOutbox(calls.OutboxConfig{
+		Store: counter, Posters: map[string]calls.CardPoster{"acme": f.poster}, Logger: quiet, Owner: "o1",
+		Now: func() time.Time { return *f.now.Load() }, Rate: 10, Burst: 1,
+	})
+	ctx := context.Background()
+	const n = 20
+	for i := range n {
+		conv := calls.Surface{Chat: "acme", Channel: fmt.Sprintf("conv-%d", i)}
+		if _, _, err := f.svc.Create(ctx, admin, calls.CreateRequest{ID: fmt.Sprintf("c%02d", i), Surfaces: []calls.Surface{conv}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := *f.now.Load()
+	var sentAt []time.Time
+	for step := 0; step < 400 && len(f.poster.deliveries()) < n; step++ {
+		before := len(f.poster.deliveries())
+		f.deliver(t)
+		for range len(f.poster.deliveries()) - before {
+			sentAt = append(sentAt, *f.now.Load())
+		}
+		f.advance(10 * time.Millisecond)
+	}
+	if got := len(f.poster.deliveries()); got != n {
+		t.Fatalf("%d of %d cards sent within 4 s at 10/s", got, n)
+	}
+	for i := 1; i < len(sentAt); i++ {
+		if gap := sentAt[i].Sub(sentAt[i-1]); gap < 100*time.Millisecond {
+			t.Fatalf("cards %d and %d went out %v apart, faster than 10/s", i-1, i, gap)
+		}
+	}
+	if last := sentAt[n-1].Sub(start); last > 2*time.Second {
+		t.Fatalf("the last card went out after %v; at 10/s twenty take 1.9 s", last)
+	}
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	for id, times := range counter.deferred {
+		if times > 1 {
+			t.Errorf("call %s was deferred %d times, want at most once", id, times)
+		}
 	}
 }

@@ -264,16 +264,16 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 // by one (each in a savepoint) when it cannot. It returns an error only
 // when the transaction is broken.
 func (g *groupWriter) runUnit(ctx context.Context, w *txn, unit []*writeOp) error {
-	if _, err := w.tx.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
+	if _, err := w.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
 		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
 	}
 	together := g.coalesce != nil && g.coalesce(ctx, w, unit)
 	if !together {
-		if _, err := w.tx.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
+		if _, err := w.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
 			return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
 		}
 	}
-	if _, err := w.tx.ExecContext(ctx, `RELEASE unit`); err != nil {
+	if _, err := w.ExecContext(ctx, `RELEASE unit`); err != nil {
 		return fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
 	}
 	if together {
@@ -373,16 +373,16 @@ func (w *txn) surfacesChanged(callID string) {
 // inSavepoint runs fn so that an error from it undoes exactly what fn
 // wrote, and what fn recorded in changed.
 func (w *txn) inSavepoint(ctx context.Context, fn func(ctx context.Context, w *txn) error) error {
-	if _, err := w.tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
+	if _, err := w.ExecContext(ctx, `SAVEPOINT write`); err != nil {
 		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
 	}
 	err := fn(ctx, w)
 	if err != nil {
-		if _, rerr := w.tx.ExecContext(ctx, `ROLLBACK TO write`); rerr != nil {
+		if _, rerr := w.ExecContext(ctx, `ROLLBACK TO write`); rerr != nil {
 			return fmt.Errorf("%w: rollback to savepoint: %w (after %w)", errBatchBroken, rerr, err)
 		}
 	}
-	if _, rerr := w.tx.ExecContext(ctx, `RELEASE write`); rerr != nil {
+	if _, rerr := w.ExecContext(ctx, `RELEASE write`); rerr != nil {
 		return fmt.Errorf("%w: release savepoint: %w", errBatchBroken, rerr)
 	}
 	return err
