@@ -734,11 +734,57 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 // database assigns increasing sequence numbers in the order given, and
 // records each assigned number in evs.
 func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) error {
+	if s.d.name == EngineSQLite {
+		return s.appendEventsSQLite(ctx, tx, evs)
+	}
 	for i, e := range evs {
 		err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At)).Scan(&evs[i].Seq)
 		if err != nil {
 			return fmt.Errorf("store: append %s event of call %s: %w", e.Kind, e.CallID, err)
+		}
+	}
+	return nil
+}
+
+// eventRows bounds the events one SQLite INSERT appends: a busy call's
+// changes applied together bring dozens, and each statement shape (one per
+// row count up to this) is prepared once.
+const eventRows = 16
+
+// insertEventsSQLite holds the INSERT for n events, n = 1..eventRows.
+var insertEventsSQLite = func() (qs [eventRows + 1]string) {
+	for n := 1; n <= eventRows; n++ {
+		rows := strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n)
+		qs[n] = `INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES ` + rows[:len(rows)-2]
+	}
+	return qs
+}()
+
+// appendEventsSQLite is insertEvents on SQLite: up to eventRows events per
+// statement. The log's seq is an AUTOINCREMENT rowid and the writer holds
+// the database's write lock, so one statement's rows get consecutive
+// numbers in the order given, the last of them the connection's last
+// insert rowid: no RETURNING rows to read back.
+func (s *SQL) appendEventsSQLite(ctx context.Context, tx *txn, evs []calls.Event) error {
+	args := make([]any, 0, 7*min(len(evs), eventRows))
+	for len(evs) > 0 {
+		part := evs[:min(len(evs), eventRows)]
+		evs = evs[len(part):]
+		args = args[:0]
+		for _, e := range part {
+			args = append(args, e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At))
+		}
+		res, err := tx.ExecContext(ctx, insertEventsSQLite[len(part)], args...)
+		if err != nil {
+			return fmt.Errorf("store: append %d events of call %s: %w", len(part), part[0].CallID, err)
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("store: append %d events of call %s: %w", len(part), part[0].CallID, err)
+		}
+		for i := range part {
+			part[i].Seq = last - int64(len(part)-1-i)
 		}
 	}
 	return nil

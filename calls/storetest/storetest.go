@@ -59,6 +59,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"RoomJobLifecycle", testRoomJobLifecycle},
 		{"RoomJobEndedCall", testRoomJobEndedCall},
 		{"EventsAfter", testEventsAfter},
+		{"ManyEventsInOneChange", testManyEvents},
 		{"RestartKeepsEverything", testRestart},
 		{"Ping", testPing},
 		{"FindBySurface", testFindBySurface},
@@ -737,6 +738,39 @@ func testCountByState(t *testing.T, h *harness) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("CountByState = %v, want %v", got, want)
 	}
+}
+
+// testManyEvents: a change with more events than one statement appends
+// (37, across chunks) stores them in order, and each of the caller's
+// events learns the seq the log gave it, as does a later single event.
+func testManyEvents(t *testing.T, h *harness) {
+	h.create(sampleCall("many"))
+	var given []calls.Event
+	h.update("many", func(c *calls.Call) ([]calls.Event, error) {
+		given = nil
+		for i := range 37 {
+			e, _ := c.MarkPresence(fmt.Sprintf("p%02d", i), "", true, 0, at(time.Duration(i)*time.Second))
+			given = append(given, e)
+		}
+		return given, nil
+	})
+	var one []calls.Event
+	h.update("many", func(c *calls.Call) ([]calls.Event, error) {
+		e, _ := c.MarkPresence("p00", "", false, 0, at(time.Hour))
+		one = []calls.Event{e}
+		return one, nil
+	})
+	all := h.events("many", 0)
+	if len(all) != 1+37+1 {
+		t.Fatalf("%d events stored, want 39", len(all))
+	}
+	for i, e := range append(given, one...) {
+		got := all[1+i]
+		if e.Seq != got.Seq || got.Identity != e.Identity || got.Kind != e.Kind {
+			t.Fatalf("event %d: the caller's has seq %d (%s %s), the log has %d (%s %s)", i, e.Seq, e.Kind, e.Identity, got.Seq, got.Kind, got.Identity)
+		}
+	}
+	assertEvents(t, all[1:], append(append([]calls.Event(nil), given...), one...))
 }
 
 func testEventsAfter(t *testing.T, h *harness) {
