@@ -69,10 +69,11 @@ type groupWriter struct {
 	// begin, when set, runs first in each batch's transaction; an error
 	// fails the batch.
 	begin func(ctx context.Context, w *txn) error
-	// coalesce applies several applyOps to one call as one write, setting
-	// each op's err; false means it could not (nothing of it is kept) and
-	// the ops run one by one instead.
-	coalesce func(ctx context.Context, w *txn, ops []*writeOp) bool
+	// coalesce applies groups of applyOps, each group's to one call as
+	// one write, setting each op's err; false means it could not (the
+	// writer rolls back whatever it wrote) and the ops run group by group,
+	// one by one, instead.
+	coalesce func(ctx context.Context, w *txn, groups [][]*writeOp) bool
 	// retryable reports an error that a write may not get in a later
 	// transaction: on PostgreSQL, a deadlock with another replica's batch
 	// (each holds row locks the other wants). The write is rolled back to
@@ -90,7 +91,7 @@ type groupWriter struct {
 var errStoreClosed = errors.New("store: closed")
 
 func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(*txn),
-	coalesce func(context.Context, *txn, []*writeOp) bool) *groupWriter {
+	coalesce func(context.Context, *txn, [][]*writeOp) bool) *groupWriter {
 	g := &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
 		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce}
 	go g.loop()
@@ -210,16 +211,30 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	// A batch of one needs no savepoint: its failure rolls back the whole
 	// transaction, which holds nothing else.
 	solo := len(units) == 1 && len(units[0]) == 1
+	appliesRun := false
 	for _, unit := range units {
 		var err error
 		switch {
 		case solo:
 			unit[0].err = unit[0].run(context.WithoutCancel(unit[0].ctx), w)
+		case unit[0].apply != nil && g.coalesce != nil:
+			// Every call's applies run together, at the place of the
+			// first (see coalescable).
+			if appliesRun {
+				continue
+			}
+			appliesRun = true
+			err = g.runApplies(ctx, w, applyGroups(units))
 		case len(unit) == 1:
 			unit[0].err = w.inSavepoint(context.WithoutCancel(unit[0].ctx), unit[0].run)
 			err = brokenErr(unit[0].err)
-		default:
-			err = g.runUnit(ctx, w, unit)
+		default: // applies to one call, with no coalesce: one by one
+			for _, op := range unit {
+				op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
+				if err = brokenErr(op.err); err != nil {
+					break
+				}
+			}
 		}
 		if err != nil {
 			// The transaction cannot go on: nothing of it is stored.
@@ -260,40 +275,103 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	return retry
 }
 
-// runUnit applies several changes to one call: together when it can, one
-// by one (each in a savepoint) when it cannot. It returns an error only
-// when the transaction is broken.
-func (g *groupWriter) runUnit(ctx context.Context, w *txn, unit []*writeOp) error {
-	if _, err := w.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
-		return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
-	}
-	together := g.coalesce != nil && g.coalesce(ctx, w, unit)
-	if !together {
-		if _, err := w.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
-			return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
-		}
-	}
-	if _, err := w.ExecContext(ctx, `RELEASE unit`); err != nil {
-		return fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
-	}
-	if together {
-		g.together.Add(int64(len(unit)))
-		return nil
-	}
-	for _, op := range unit {
+// runApplies applies the batch's changes to calls (ApplyCall), grouped by
+// call: all of them under one savepoint when it can, which is what a
+// batch of provider webhooks spread over many calls costs (no savepoint
+// per call, one statement for all their events). When that fails, what it
+// wrote is rolled back and each call's group runs on its own: together
+// when it can, one change at a time (each in a savepoint) when it cannot.
+// It returns an error only when the transaction is broken.
+func (g *groupWriter) runApplies(ctx context.Context, w *txn, groups [][]*writeOp) error {
+	if len(groups) == 1 && len(groups[0]) == 1 {
+		op := groups[0][0]
 		op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
-		if err := brokenErr(op.err); err != nil {
-			return err
+		return brokenErr(op.err)
+	}
+	together, err := g.tryTogether(ctx, w, groups)
+	if err != nil || together {
+		return err
+	}
+	for _, group := range groups {
+		if len(group) == 1 {
+			op := group[0]
+			op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
+			if err := brokenErr(op.err); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(groups) > 1 {
+			if together, err := g.tryTogether(ctx, w, [][]*writeOp{group}); err != nil {
+				return err
+			} else if together {
+				continue
+			}
+		}
+		for _, op := range group {
+			op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
+			if err := brokenErr(op.err); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+// tryTogether runs coalesce on groups under a savepoint and reports
+// whether it succeeded; when it did not, nothing it wrote is kept, in the
+// database or in w.current. The error is only for a broken transaction.
+func (g *groupWriter) tryTogether(ctx context.Context, w *txn, groups [][]*writeOp) (bool, error) {
+	if _, err := w.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
+		return false, fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+	}
+	// The calls as the batch held them before, to put back on failure.
+	before := make(map[string]*calls.Call, len(groups))
+	for _, group := range groups {
+		before[group[0].apply.id] = w.current[group[0].apply.id]
+	}
+	together := g.coalesce(ctx, w, groups)
+	if !together {
+		if _, err := w.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
+			return false, fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
+		}
+		for id, c := range before {
+			if c == nil {
+				delete(w.current, id)
+			} else {
+				w.current[id] = c
+			}
+		}
+	}
+	if _, err := w.ExecContext(ctx, `RELEASE unit`); err != nil {
+		return false, fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
+	}
+	if together {
+		for _, group := range groups {
+			g.together.Add(int64(len(group)))
+		}
+	}
+	return together, nil
+}
+
+// applyGroups returns the units of applies (see coalescable), in order.
+func applyGroups(units [][]*writeOp) [][]*writeOp {
+	var groups [][]*writeOp
+	for _, u := range units {
+		if u[0].apply != nil {
+			groups = append(groups, u)
+		}
+	}
+	return groups
+}
+
 // coalescable splits a batch into units run in order: the applies to one
 // call form one unit, at the place of the first of them; every other write
-// is a unit of its own. Moving an apply ahead of other writes in the same
-// transaction is harmless: they commit together, and none of them reads
-// what an apply writes but the call's own changes, which keep their order.
+// is a unit of its own. (The writer then runs all the apply units at the
+// place of the first of them.) Moving an apply ahead of other writes in
+// the same transaction is harmless: they commit together, and none of them
+// reads what an apply writes but the call's own changes, which keep their
+// order.
 func coalescable(ops []*writeOp) [][]*writeOp {
 	units := make([][]*writeOp, 0, len(ops))
 	at := map[string]int{}
@@ -342,6 +420,9 @@ type txn struct {
 	// surfaced holds the calls whose surfaces this transaction wrote
 	// outside a change of the call (see surfacesChanged).
 	surfaced map[string]bool
+	// deferredEvents, when not nil, collects the events that writes would
+	// append, for one statement at the end (see SQL.applyTogether).
+	deferredEvents *[]calls.Event
 	// exclusive is true when no connection but this process's writer has
 	// committed since the writer's last transaction: the whole calls in
 	// the child cache are then exactly what is stored (see beginBatch).

@@ -451,3 +451,142 @@ func TestChildCacheBounds(t *testing.T) {
 		t.Fatal("dropped entry still cached")
 	}
 }
+
+// TestApplyCallsOfManyCallsTogether: provider events for eight calls queue
+// in one batch, with redeliveries among them, and (second run) one change
+// that edits its copy of the call and then refuses. Without a refusal all
+// of them are applied under one savepoint, their events appended
+// together; with one, everything that batch wrote is rolled back and each
+// call's changes run on their own, so only the refused change is missing.
+// Each caller sees its own outcome, and a fresh store reads back exactly
+// the accepted changes, with every call's events in order.
+func TestApplyCallsOfManyCallsTogether(t *testing.T) {
+	const callsN, perCall = 8, 5
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refusal=%v", refuse), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.db")
+			s, err := OpenSQLite(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for c := range callsN {
+				if _, _, err := s.CreateCall(t.Context(), rosterCall(fmt.Sprintf("c%d", c), 2), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := s.CreateCall(t.Context(), rosterCall("gate", 0), nil); err != nil {
+				t.Fatal(err)
+			}
+			release := holdWriter(t, s, "gate")
+			defer release()
+			togetherBefore := s.groups[0].together.Load()
+
+			refused := errors.New("refused")
+			type outcome struct {
+				call string
+				veto bool
+				err  error
+			}
+			out := make([]outcome, callsN*perCall)
+			var wg sync.WaitGroup
+			for i := range out {
+				c, k := i%callsN, i/callsN
+				id := fmt.Sprintf("c%d", c)
+				markOf := k
+				if k == perCall-1 { // redelivers the change before it
+					markOf = k - 1
+				}
+				veto := refuse && c == 3 && k == 1
+				out[i] = outcome{call: id, veto: veto}
+				wg.Go(func() {
+					mark := &calls.DeliveryMark{Source: "p", ID: fmt.Sprintf("%s-m%d", id, markOf), At: time.Now()}
+					out[i].err = s.ApplyCall(t.Context(), id, mark, func(cl *calls.Call) ([]calls.Event, error) {
+						if veto {
+							cl.Title = "half-changed"
+							return nil, refused
+						}
+						return join(fmt.Sprintf("j%d", markOf), 100)(cl)
+					})
+				})
+			}
+			waitQueued(t, s, callsN*perCall)
+			release()
+			wg.Wait()
+
+			// The last two changes of each call share a mark: whichever
+			// the writer reached first is applied, the other is a
+			// duplicate.
+			accepted, dups := map[string]int{}, map[string]int{}
+			total := 0
+			for i, o := range out {
+				switch {
+				case o.veto:
+					if !errors.Is(o.err, refused) {
+						t.Errorf("change %d (%s): %v, want the refusal", i, o.call, o.err)
+					}
+				case errors.Is(o.err, calls.ErrDuplicateDelivery):
+					dups[o.call]++
+				case o.err != nil:
+					t.Errorf("change %d (%s): %v", i, o.call, o.err)
+				default:
+					accepted[o.call]++
+					total++
+				}
+			}
+			for c := range callsN {
+				if id := fmt.Sprintf("c%d", c); dups[id] != 1 {
+					t.Errorf("%s: %d duplicates, want the one redelivery", id, dups[id])
+				}
+			}
+			together := s.groups[0].together.Load() - togetherBefore
+			// Stragglers that missed the batch leave room below the total.
+			if !refuse && together < callsN*perCall/2 {
+				t.Errorf("%d of %d changes applied together", together, callsN*perCall)
+			}
+			if refuse && together > (callsN-1)*perCall {
+				t.Errorf("%d changes applied together, more than the calls without a refusal hold", together)
+			}
+
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := OpenSQLite(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			for c := range callsN {
+				id := fmt.Sprintf("c%d", c)
+				got, err := r.GetCall(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Title == "half-changed" {
+					t.Errorf("%s: the refused change's edit was stored", id)
+				}
+				if want := 2 + accepted[id]; len(got.Participants) != want {
+					t.Errorf("%s: %d participants, want %d", id, len(got.Participants), want)
+				}
+				if want := int64(1 + accepted[id]); got.Version != want {
+					t.Errorf("%s: version %d, want %d", id, got.Version, want)
+				}
+				evs, err := r.Events(t.Context(), id, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(evs) != accepted[id] {
+					t.Errorf("%s: %d events, want %d", id, len(evs), accepted[id])
+				}
+				for i, e := range evs {
+					if e.CallID != id || (i > 0 && e.Seq <= evs[i-1].Seq) {
+						t.Errorf("%s: event %d is %+v", id, i, e)
+					}
+				}
+			}
+			if want := callsN * (perCall - 1); !refuse && total != want {
+				t.Errorf("%d changes accepted, want %d", total, want)
+			}
+		})
+	}
+}

@@ -370,12 +370,28 @@ type applyOp struct {
 	change func(*calls.Call) ([]calls.Event, error)
 }
 
-// applyTogether applies the ApplyCalls of one call in order to one copy of
-// it (the group writer's coalesce). A duplicate mark fails only its own
-// change. Any other failure, a change's error included, returns false:
-// the copy may hold part of that change, so the writer rolls the unit back
-// and runs the changes one by one, each on a copy of its own.
-func (s *SQL) applyTogether(ctx context.Context, tx *txn, ops []*writeOp) bool {
+// applyTogether is the group writer's coalesce: it applies each group of
+// ApplyCalls (each group's to one call) with applyGroup, and appends all
+// their events at the end, in order, in as few statements as they fit.
+func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) bool {
+	var events []calls.Event
+	tx.deferredEvents = &events
+	defer func() { tx.deferredEvents = nil }()
+	for _, ops := range groups {
+		if !s.applyGroup(ctx, tx, ops) {
+			return false
+		}
+	}
+	tx.deferredEvents = nil
+	return s.insertEvents(ctx, tx, events) == nil
+}
+
+// applyGroup applies the ApplyCalls of one call in order to one copy of
+// it. A duplicate mark fails only its own change (it wrote nothing). Any
+// other failure, a change's error included, returns false: the copy may
+// hold part of that change, so the writer rolls back and runs the changes
+// one by one, each on a copy of its own.
+func (s *SQL) applyGroup(ctx context.Context, tx *txn, ops []*writeOp) bool {
 	id := ops[0].apply.id
 	cur, err := s.loadForUpdate(ctx, tx, id)
 	if err != nil {
@@ -734,6 +750,10 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 // database assigns increasing sequence numbers in the order given, and
 // records each assigned number in evs.
 func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) error {
+	if tx.deferredEvents != nil {
+		*tx.deferredEvents = append(*tx.deferredEvents, evs...)
+		return nil
+	}
 	if s.d.name == EngineSQLite {
 		return s.appendEventsSQLite(ctx, tx, evs)
 	}
