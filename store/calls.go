@@ -374,11 +374,18 @@ type applyOp struct {
 // ApplyCalls (each group's to one call) with applyGroup, and appends all
 // their events at the end, in order, in as few statements as they fit.
 func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) bool {
+	// Marks go first, as in UpdateCall, all in as few statements as they
+	// fit: a change whose mark is not among those recorded now is a
+	// redelivery and is skipped.
+	fresh, err := s.insertMarks(ctx, tx, groups)
+	if err != nil {
+		return false
+	}
 	var events []calls.Event
 	tx.deferredEvents = &events
 	defer func() { tx.deferredEvents = nil }()
 	for _, ops := range groups {
-		if !s.applyGroup(ctx, tx, ops) {
+		if !s.applyGroup(ctx, tx, ops, fresh) {
 			return false
 		}
 	}
@@ -386,12 +393,69 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) b
 	return s.insertEvents(ctx, tx, events) == nil
 }
 
+// markKey names a delivery mark.
+type markKey struct{ source, id string }
+
+// markRows bounds the marks one INSERT records; each statement shape (one
+// per row count up to this) is prepared once.
+const markRows = 16
+
+// insertMarksQueries holds, for n = 1..markRows, the INSERT of n marks
+// that returns the ones it recorded (a mark recorded before, or twice in
+// the statement, is recorded once).
+var insertMarksQueries = func() (qs [markRows + 1]string) {
+	for n := 1; n <= markRows; n++ {
+		rows := strings.Repeat(`(?, ?, ?), `, n)
+		qs[n] = `INSERT INTO deliveries (source, delivery_id, seen_at) VALUES ` + rows[:len(rows)-2] +
+			` ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id`
+	}
+	return qs
+}()
+
+// insertMarks records the marks of the ops in groups and returns those it
+// recorded now: a mark missing from the result was recorded before, by an
+// earlier delivery.
+func (s *SQL) insertMarks(ctx context.Context, tx *txn, groups [][]*writeOp) (map[markKey]bool, error) {
+	var marks []*calls.DeliveryMark
+	for _, ops := range groups {
+		for _, op := range ops {
+			if op.apply.mark != nil {
+				marks = append(marks, op.apply.mark)
+			}
+		}
+	}
+	fresh := make(map[markKey]bool, len(marks))
+	args := make([]any, 0, 3*min(len(marks), markRows))
+	for len(marks) > 0 {
+		part := marks[:min(len(marks), markRows)]
+		marks = marks[len(part):]
+		args = args[:0]
+		for _, m := range part {
+			args = append(args, m.Source, m.ID, s.d.timeArg(m.At))
+		}
+		err := s.eachRow(ctx, tx, insertMarksQueries[len(part)], args, func(r *sql.Rows) error {
+			var k markKey
+			if err := r.Scan(&k.source, &k.id); err != nil {
+				return err
+			}
+			fresh[k] = true
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: mark %d deliveries: %w", len(part), err)
+		}
+	}
+	return fresh, nil
+}
+
 // applyGroup applies the ApplyCalls of one call in order to one copy of
-// it. A duplicate mark fails only its own change (it wrote nothing). Any
-// other failure, a change's error included, returns false: the copy may
-// hold part of that change, so the writer rolls back and runs the changes
-// one by one, each on a copy of its own.
-func (s *SQL) applyGroup(ctx context.Context, tx *txn, ops []*writeOp) bool {
+// it. A change whose mark is not in fresh (insertMarks) is a redelivery:
+// it fails with ErrDuplicateDelivery alone, and nothing of it is written.
+// A mark in fresh is taken by the first change that carries it. Any other
+// failure, a change's error included, returns false: the copy may hold
+// part of that change, so the writer rolls back and runs the changes one
+// by one, each on a copy of its own.
+func (s *SQL) applyGroup(ctx context.Context, tx *txn, ops []*writeOp, fresh map[markKey]bool) bool {
 	id := ops[0].apply.id
 	cur, err := s.loadForUpdate(ctx, tx, id)
 	if err != nil {
@@ -403,12 +467,12 @@ func (s *SQL) applyGroup(ctx context.Context, tx *txn, ops []*writeOp) bool {
 	for _, op := range ops {
 		a := op.apply
 		if a.mark != nil {
-			if err := s.insertMark(ctx, tx, *a.mark); errors.Is(err, calls.ErrDuplicateDelivery) {
-				op.err = err
+			k := markKey{a.mark.Source, a.mark.ID}
+			if !fresh[k] {
+				op.err = fmt.Errorf("store: delivery %s from %s: %w", a.mark.ID, a.mark.Source, calls.ErrDuplicateDelivery)
 				continue
-			} else if err != nil {
-				return false
 			}
+			delete(fresh, k)
 		}
 		events, err := a.change(&next)
 		if err != nil || next.ID != cur.ID {
