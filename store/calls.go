@@ -507,7 +507,7 @@ func (s *SQL) applyGroup(ctx context.Context, tx *txn, ops []*writeOp, fresh map
 // indexedCallCols are the columns of calls that indexes hold (see the
 // migrations), in a fixed order: bit i of an indexedChanges mask is
 // indexedCallCols[i].
-var indexedCallCols = [...]string{"state", "provider", "room_name", "created_at", "created_by", "updated_at", "state_changed_at", "empty_since"}
+var indexedCallCols = [...]string{"state", "provider", "room_name", "created_at", "created_by", "state_changed_at", "empty_since"}
 
 // indexedChanges reports which indexed columns differ between cur and next.
 func indexedChanges(cur, next *calls.Call) uint8 {
@@ -518,7 +518,6 @@ func indexedChanges(cur, next *calls.Call) uint8 {
 		cur.Room.Name != next.Room.Name,
 		!cur.CreatedAt.Equal(next.CreatedAt),
 		cur.CreatedBy != next.CreatedBy,
-		!cur.UpdatedAt.Equal(next.UpdatedAt),
 		!cur.StateChangedAt.Equal(next.StateChangedAt),
 		!sameTime(cur.EmptySince, next.EmptySince),
 	} {

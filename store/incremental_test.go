@@ -217,7 +217,7 @@ func TestCallRowUpdateSetsOnlyChangedIndexedColumns(t *testing.T) {
 	cur := rosterCall("narrow", 1)
 	next := cur.Clone()
 	next.Title = "renamed"
-	if m := indexedChanges(&cur, &next); m != 0 || strings.Contains(updateCallQueries[m], "updated_at") || !strings.Contains(updateCallQueries[m], "title = ?") {
+	if m := indexedChanges(&cur, &next); m != 0 || strings.Contains(updateCallQueries[m], "state_changed_at") || !strings.Contains(updateCallQueries[m], "title = ?") {
 		t.Fatalf("a title change: mask %b, %s", m, updateCallQueries[m])
 	}
 	next.State = calls.StateEnded
