@@ -682,3 +682,78 @@ func BenchmarkApplyCallConcurrent(b *testing.B) {
 		})
 	}
 }
+
+// The writer's group-commit wait. A client that writes one at a time
+// never waits. After a batch of several writes, a smaller batch waits for
+// company until it is as large, and a write sent meanwhile shares its
+// commit. Once the writer has been idle, a lone write runs at once. (The
+// wait and the busy window are made long, so nothing here depends on
+// timing but the idle gap at the end.)
+func TestGroupCommitWaitsForCompanyOnlyWhenBusy(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g := s.groups[0]
+	g.groupWait, g.busyWithin = time.Minute, time.Minute
+	apply := func(id, who string) error { return s.ApplyCall(t.Context(), id, nil, join(who, 1)) }
+
+	// One at a time: batches of one, no waits.
+	waited := g.waited.Load()
+	for _, id := range []string{"a", "b", "c", "d", "gate"} {
+		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, 0), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := apply("a", "ada"); err != nil {
+		t.Fatal(err)
+	}
+	if g.waited.Load() != waited {
+		t.Fatal("a client writing one at a time waited for company")
+	}
+
+	// A batch of two writes, held behind the writer, then released.
+	release := holdWriter(t, s, "gate")
+	done := make(chan error, 4)
+	go func() { done <- apply("a", "amy") }()
+	go func() { done <- apply("b", "bob") }()
+	waitQueued(t, s, 2)
+	release()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Right after it, a lone write waits for a second one, which joins it.
+	batches := g.batches.Load()
+	go func() { done <- apply("c", "cy") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.waited.Load() == waited {
+		if time.Now().After(deadline) {
+			t.Fatal("a small batch right after a batch of two did not wait for company")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() { done <- apply("d", "dee") }()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.batches.Load() - batches; n != 1 {
+		t.Fatalf("%d batches for the two writes, want 1", n)
+	}
+
+	// Idle past the busy window: a lone write does not wait (with a
+	// one-minute wait it would not return in time for the test).
+	g.busyWithin = time.Millisecond
+	time.Sleep(10 * time.Millisecond)
+	waited = g.waited.Load()
+	if err := apply("a", "axel"); err != nil {
+		t.Fatal(err)
+	}
+	if g.waited.Load() != waited {
+		t.Fatal("a lone write on an idle writer waited for company")
+	}
+}

@@ -175,6 +175,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	s.rooms = newRoomCache()
 	g := newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
 	g.begin = s.beginBatch
+	g.groupWait, g.busyWithin = defaultGroupWait, groupWaitBusy
 	s.groups = []*groupWriter{g}
 	return s, nil
 }
