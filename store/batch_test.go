@@ -34,6 +34,20 @@ func holdWriter(t *testing.T, s *SQL, id string) (release func()) {
 	return sync.OnceFunc(func() { close(gate) })
 }
 
+// openBatchStore opens a SQLite store in a fresh file, closed when the
+// test ends (closing it earlier too is harmless), and returns its path
+// for reopening.
+func openBatchStore(t *testing.T) (*SQL, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "batch.db")
+	s, err := OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
 // waitQueued waits until n writes are queued behind the writer.
 func waitQueued(t *testing.T, s *SQL, n int64) {
 	t.Helper()
@@ -242,12 +256,7 @@ func BenchmarkUpdateCallLargeRoster(b *testing.B) {
 func TestApplyCallTogether(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refusal=%v", refuse), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "a.db")
-			s, err := OpenSQLite(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, path := openBatchStore(t)
 			if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 5), nil); err != nil {
 				t.Fatal(err)
 			}
@@ -465,12 +474,7 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 	const callsN, perCall = 8, 5
 	for _, refuse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refusal=%v", refuse), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "m.db")
-			s, err := OpenSQLite(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, path := openBatchStore(t)
 			for c := range callsN {
 				if _, _, err := s.CreateCall(t.Context(), rosterCall(fmt.Sprintf("c%d", c), 2), nil); err != nil {
 					t.Fatal(err)

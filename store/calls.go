@@ -403,14 +403,18 @@ const markRows = 16
 // insertMarksQueries holds, for n = 1..markRows, the INSERT of n marks
 // that returns the ones it recorded (a mark recorded before, or twice in
 // the statement, is recorded once).
-var insertMarksQueries = func() (qs [markRows + 1]string) {
-	for n := 1; n <= markRows; n++ {
-		rows := strings.Repeat(`(?, ?, ?), `, n)
-		qs[n] = `INSERT INTO deliveries (source, delivery_id, seen_at) VALUES ` + rows[:len(rows)-2] +
-			` ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id`
+var insertMarksQueries = multiRowQueries(`INSERT INTO deliveries (source, delivery_id, seen_at) VALUES `, `(?, ?, ?)`,
+	` ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id`, markRows)
+
+// multiRowQueries returns, at index n for n = 1..most, head, then n
+// copies of row separated by commas, then tail.
+func multiRowQueries(head, row, tail string, most int) []string {
+	qs := make([]string, most+1)
+	for n := 1; n <= most; n++ {
+		qs[n] = head + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + tail
 	}
 	return qs
-}()
+}
 
 // insertMarks records the marks of the ops in groups and returns those it
 // recorded now: a mark missing from the result was recorded before, by an
@@ -426,9 +430,7 @@ func (s *SQL) insertMarks(ctx context.Context, tx *txn, groups [][]*writeOp) (ma
 	}
 	fresh := make(map[markKey]bool, len(marks))
 	args := make([]any, 0, 3*min(len(marks), markRows))
-	for len(marks) > 0 {
-		part := marks[:min(len(marks), markRows)]
-		marks = marks[len(part):]
+	for part := range slices.Chunk(marks, markRows) {
 		args = args[:0]
 		for _, m := range part {
 			args = append(args, m.Source, m.ID, s.d.timeArg(m.At))
@@ -836,13 +838,8 @@ func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) erro
 const eventRows = 16
 
 // insertEventsSQLite holds the INSERT for n events, n = 1..eventRows.
-var insertEventsSQLite = func() (qs [eventRows + 1]string) {
-	for n := 1; n <= eventRows; n++ {
-		rows := strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n)
-		qs[n] = `INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES ` + rows[:len(rows)-2]
-	}
-	return qs
-}()
+var insertEventsSQLite = multiRowQueries(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES `,
+	`(?, ?, ?, ?, ?, ?, ?)`, ``, eventRows)
 
 // appendEventsSQLite is insertEvents on SQLite: up to eventRows events per
 // statement. The log's seq is an AUTOINCREMENT rowid and the writer holds
@@ -851,9 +848,7 @@ var insertEventsSQLite = func() (qs [eventRows + 1]string) {
 // insert rowid: no RETURNING rows to read back.
 func (s *SQL) appendEventsSQLite(ctx context.Context, tx *txn, evs []calls.Event) error {
 	args := make([]any, 0, 7*min(len(evs), eventRows))
-	for len(evs) > 0 {
-		part := evs[:min(len(evs), eventRows)]
-		evs = evs[len(part):]
+	for part := range slices.Chunk(evs, eventRows) {
 		args = args[:0]
 		for _, e := range part {
 			args = append(args, e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At))

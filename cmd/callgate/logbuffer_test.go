@@ -65,26 +65,23 @@ func TestLogBufferWritesWithinTheDelay(t *testing.T) {
 	b := newLogBuffer(out, 5*time.Millisecond, 1<<20)
 	b.Write([]byte("a\n"))
 	b.Write([]byte("b\n"))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, got := out.snapshot(); got == "a\nb\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			_, got := out.snapshot()
-			t.Fatalf("the timed flush never came: output %q", got)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitForOutput(t, out, "a\nb\n")
 	// The timer re-arms for the next line.
 	b.Write([]byte("c\n"))
+	waitForOutput(t, out, "a\nb\nc\n")
+}
+
+// waitForOutput waits until out holds want, which a timed flush writes.
+func waitForOutput(t *testing.T, out *countingWriter, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, got := out.snapshot(); got == "a\nb\nc\n" {
+		_, got := out.snapshot()
+		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			_, got := out.snapshot()
-			t.Fatalf("the second timed flush never came: output %q", got)
+			t.Fatalf("the timed flush never came: output %q, want %q", got, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
