@@ -48,6 +48,21 @@ func openBatchStore(t *testing.T) (*SQL, string) {
 	return s, path
 }
 
+// reopen closes s and opens the store at path again, so that what the
+// test reads comes from the file and no cache answers.
+func reopen(t *testing.T, s *SQL, path string) *SQL {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 // waitQueued waits until n writes are queued behind the writer.
 func waitQueued(t *testing.T, s *SQL, n int64) {
 	t.Helper()
@@ -322,15 +337,7 @@ func TestApplyCallTogether(t *testing.T) {
 				t.Errorf("%d of %d changes applied together", together, n)
 			}
 
-			// Read back from a fresh store so no cache answers.
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			r, err := OpenSQLite(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := reopen(t, s, path)
 			c, err := r.GetCall(t.Context(), "hot")
 			if err != nil {
 				t.Fatal(err)
@@ -553,14 +560,7 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 				t.Errorf("%d changes applied together, more than the calls without a refusal hold", together)
 			}
 
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			r, err := OpenSQLite(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := reopen(t, s, path)
 			for c := range callsN {
 				id := fmt.Sprintf("c%d", c)
 				got, err := r.GetCall(t.Context(), id)
