@@ -123,7 +123,7 @@ const outboxBatch = 8
 
 // Run delivers until ctx ends, with `parallel` passes at once.
 func (o *Outbox) Run(ctx context.Context, parallel int) {
-	runLoop(ctx, max(parallel, 1), o.cfg.Wake, o.cfg.Poll, o.RunOnce, o.cfg.Logger, "outbox")
+	runLoop(ctx, max(parallel, 1), o.cfg.Wake, TopicCards, o.cfg.Poll, o.RunOnce, o.cfg.Logger, "outbox")
 }
 
 // RunOnce claims due surfaces and delivers them; it returns how many it

@@ -81,7 +81,7 @@ const roomBatch = 4
 
 // Run works until ctx ends, running `parallel` passes at once.
 func (w *RoomWorker) Run(ctx context.Context, parallel int) {
-	runLoop(ctx, max(parallel, 1), w.cfg.Wake, w.cfg.Poll, w.RunOnce, w.cfg.Logger, "room worker")
+	runLoop(ctx, max(parallel, 1), w.cfg.Wake, TopicRooms, w.cfg.Poll, w.RunOnce, w.cfg.Logger, "room worker")
 }
 
 // RunOnce claims due jobs and works them; it returns how many it claimed.
@@ -245,15 +245,20 @@ const wakeGap = 5 * time.Millisecond
 // per change was thousands of "anything due?" queries a second that found
 // nothing (a tenth of the gateway's CPU). Cards are paced far slower than
 // that, and a room job is picked up at most wakeGap later.
-func runLoop(ctx context.Context, parallel int, wake *Wake, poll time.Duration, pass func(context.Context) (int, error), log *slog.Logger, what string) {
+func runLoop(ctx context.Context, parallel int, wake *Wake, topic Topic, poll time.Duration, pass func(context.Context) (int, error), log *slog.Logger, what string) {
 	done := make(chan struct{})
 	helpers := NewWake()
 	for i := range parallel {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			woken, stop := helpers.Subscribe()
+			// The first goroutine listens for the topic; the others are
+			// woken by a pass that found work.
+			var woken <-chan struct{}
+			var stop func()
 			if i == 0 {
-				woken, stop = wake.Subscribe()
+				woken, stop = wake.SubscribeTo(topic)
+			} else {
+				woken, stop = helpers.Subscribe()
 			}
 			defer stop()
 			t := time.NewTimer(0)

@@ -161,7 +161,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 		if fn := s.created.Load(); fn != nil {
 			(*fn)(stored, events)
 		}
-		s.wake.Notify()
+		s.wake.NotifyOf(createdTopics(&stored))
 		s.log.InfoContext(ctx, "call created", "call_id", stored.ID, "provider", stored.Provider, "type", stored.Type, "state", stored.State)
 		return stored, true, nil
 	}
@@ -613,7 +613,11 @@ func (s *Service) updateMarked(ctx context.Context, id string, mark *DeliveryMar
 	if err != nil {
 		return Call{}, err
 	}
-	s.changed(ctx, c.ID, events)
+	topics := changedTopics
+	if c.Room.Name == "" && !c.State.Terminal() {
+		topics |= TopicRooms // the store keeps a room job for such a call
+	}
+	s.changed(ctx, c.ID, events, topics)
 	return c, nil
 }
 
@@ -629,14 +633,34 @@ func (s *Service) applyMarked(ctx context.Context, applier CallApplier, id strin
 	if err != nil {
 		return err
 	}
-	s.changed(ctx, id, events)
+	// Provider events find their call by its room: it has one, so no
+	// room job is due.
+	s.changed(ctx, id, events, changedTopics)
 	return nil
 }
 
-// changed wakes the workers after a stored change and logs it.
-func (s *Service) changed(ctx context.Context, id string, events []Event) {
+// createdTopics says what a new call may have made due: its cards when it
+// is shown somewhere, its room job when it has no room yet (the store
+// queues one then).
+func createdTopics(c *Call) Topic {
+	t := TopicCalls
+	if len(c.Surfaces) > 0 {
+		t |= TopicCards
+	}
+	if c.Room.Name == "" && !c.State.Terminal() {
+		t |= TopicRooms
+	}
+	return t
+}
+
+// changedTopics are what a stored change of a call with a room may have
+// made due: its cards.
+const changedTopics = TopicCalls | TopicCards
+
+// changed wakes the workers concerned by a stored change and logs it.
+func (s *Service) changed(ctx context.Context, id string, events []Event, topics Topic) {
 	if len(events) > 0 {
-		s.wake.Notify()
+		s.wake.NotifyOf(topics)
 	}
 	for _, ev := range events {
 		if ev.Kind != EventUpdated && ev.Kind != EventJoined && ev.Kind != EventLeft {
