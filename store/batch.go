@@ -468,9 +468,9 @@ type txn struct {
 	// surfaced holds the calls whose surfaces this transaction wrote
 	// outside a change of the call (see surfacesChanged).
 	surfaced map[string]bool
-	// deferredEvents, when not nil, collects the events that writes would
-	// append, for one statement at the end (see SQL.applyTogether).
-	deferredEvents *[]calls.Event
+	// deferred, when not nil, collects what writes would write, for a few
+	// statements at the end (see deferredWrites and SQL.applyTogether).
+	deferred *deferredWrites
 	// exclusive is true when no connection but this process's writer has
 	// committed since the writer's last transaction: the whole calls in
 	// the child cache are then exactly what is stored (see beginBatch).

@@ -576,6 +576,11 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 				if want := int64(1 + accepted[id]); got.Version != want {
 					t.Errorf("%s: version %d, want %d", id, got.Version, want)
 				}
+				for _, sf := range got.Surfaces {
+					if sf.Delivery.Wanted != got.Version {
+						t.Errorf("%s: surface %s wants version %d, the call is at %d", id, sf.Key(), sf.Delivery.Wanted, got.Version)
+					}
+				}
 				evs, err := r.Events(t.Context(), id, 0)
 				if err != nil {
 					t.Fatal(err)

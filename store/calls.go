@@ -371,8 +371,9 @@ type applyOp struct {
 }
 
 // applyTogether is the group writer's coalesce: it applies each group of
-// ApplyCalls (each group's to one call) with applyGroup, and appends all
-// their events at the end, in order, in as few statements as they fit.
+// ApplyCalls (each group's to one call) with applyGroup, and writes what
+// they changed at the end, each kind of row in as few statements as it
+// fits (see deferredWrites).
 func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) bool {
 	// Marks go first, as in UpdateCall, all in as few statements as they
 	// fit: a change whose mark is not among those recorded now is a
@@ -381,16 +382,18 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) b
 	if err != nil {
 		return false
 	}
-	var events []calls.Event
-	tx.deferredEvents = &events
-	defer func() { tx.deferredEvents = nil }()
+	// Rows are collected when there are several calls to share the
+	// statements: one call's rows are written as its change makes them.
+	d := &deferredWrites{rows: s.d.name == EngineSQLite && len(groups) > 1}
+	tx.deferred = d
+	defer func() { tx.deferred = nil }()
 	for _, ops := range groups {
 		if !s.applyGroup(ctx, tx, ops, fresh) {
 			return false
 		}
 	}
-	tx.deferredEvents = nil
-	return s.insertEvents(ctx, tx, events) == nil
+	tx.deferred = nil
+	return s.flush(ctx, tx, d) == nil
 }
 
 // markKey names a delivery mark.
@@ -555,17 +558,25 @@ var callColBits = func() []int {
 // would do). Arguments: callRowArgs, then the id and the version replaced.
 var updateCallQueries = func() (qs [1 << len(indexedCallCols)]string) {
 	for mask := range qs {
-		var set []string
-		for i, bit := range callColBits[1:] {
-			if bit >= 0 && mask&(1<<bit) == 0 {
-				continue
-			}
-			set = append(set, callCols[i+1]+" = ?")
-		}
-		qs[mask] = `UPDATE calls SET ` + strings.Join(set, ", ") + ` WHERE id = ? AND version = ?`
+		cols := callRowColumns(uint8(mask))
+		qs[mask] = `UPDATE calls SET ` + strings.Join(cols, " = ?, ") + ` = ? WHERE id = ? AND version = ?`
 	}
 	return qs
 }()
+
+// callRowColumns are the columns an update of a call row sets, in
+// callCols order: all but the id, less the indexed columns that mask
+// leaves unchanged.
+func callRowColumns(mask uint8) []string {
+	var cols []string
+	for i, bit := range callColBits[1:] {
+		if bit >= 0 && mask&(1<<bit) == 0 {
+			continue
+		}
+		cols = append(cols, callCols[i+1])
+	}
+	return cols
+}
 
 // callRowArgs is args (callArgs, in callCols order) without the id and the
 // indexed columns that mask leaves unchanged, as updateCallQueries[mask]
@@ -592,12 +603,15 @@ func (s *SQL) writeCallRow(ctx context.Context, tx *txn, cur, next *calls.Call) 
 		return err
 	}
 	mask := indexedChanges(cur, next)
-	// The version check cannot fail while the row is locked; it is there so
-	// that a mistake in locking shows up as an error, not a lost update.
-	res, err := tx.ExecContext(ctx, s.d.q(updateCallQueries[mask]), append(callRowArgs(args, mask), next.ID, cur.Version)...)
 	if mask&roomOrderBits != 0 {
 		tx.roomStored(next)
 	}
+	if tx.deferred.deferCallRow(mask, append([]any{next.ID, cur.Version}, callRowArgs(args, mask)...)) {
+		return nil
+	}
+	// The version check cannot fail while the row is locked; it is there so
+	// that a mistake in locking shows up as an error, not a lost update.
+	res, err := tx.ExecContext(ctx, s.d.q(updateCallQueries[mask]), append(callRowArgs(args, mask), next.ID, cur.Version)...)
 	if err != nil {
 		return fmt.Errorf("store: update call %s: %w", next.ID, err)
 	}
@@ -649,9 +663,8 @@ func (s *SQL) writeSurfaces(ctx context.Context, tx *txn, cur, next *calls.Call)
 			return err
 		}
 	}
-	if len(cur.Surfaces) > 0 {
-		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE call_surfaces SET wanted_version = ? WHERE call_id = ? AND wanted_version < ?`),
-			next.Version, next.ID, next.Version); err != nil {
+	if len(cur.Surfaces) > 0 && !tx.deferred.deferBump(next.ID, next.Version) {
+		if _, err := tx.ExecContext(ctx, s.d.q(bumpSurfaces), next.Version, next.ID, next.Version); err != nil {
 			return fmt.Errorf("store: write call %s surfaces: %w", next.ID, err)
 		}
 	}
@@ -815,8 +828,8 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 // database assigns increasing sequence numbers in the order given, and
 // records each assigned number in evs.
 func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) error {
-	if tx.deferredEvents != nil {
-		*tx.deferredEvents = append(*tx.deferredEvents, evs...)
+	if tx.deferred != nil {
+		tx.deferred.events = append(tx.deferred.events, evs...)
 		return nil
 	}
 	if s.d.name == EngineSQLite {

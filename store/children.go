@@ -14,6 +14,9 @@ import (
 // surfaceCols are read by scanSurface, after the call id.
 const surfaceCols = `call_id, chat, workspace, channel, wanted_version, shown_version, message_ref, attempts, next_attempt_at, last_error, dead_at`
 
+// rosterInto is the target of an INSERT of call_roster rows.
+const rosterInto = `call_roster (call_id, identity, name, present, seq, seq_present, joined_at)`
+
 // rosterUpsert makes inserting a roster row replace the identity's stored
 // row, so one statement serves a join, a leave that keeps a mark, and a
 // rejoin.
@@ -206,7 +209,10 @@ func (s *SQL) writeRosterRows(ctx context.Context, tx *txn, id string, goneIDs [
 		}
 		gone = gone[n:]
 	}
-	if err := s.insertRows(ctx, tx, `call_roster (call_id, identity, name, present, seq, seq_present, joined_at)`, upserts, rosterUpsert); err != nil {
+	if tx.deferred.deferRoster(upserts) {
+		return nil
+	}
+	if err := s.insertRows(ctx, tx, rosterInto, upserts, rosterUpsert); err != nil {
 		return fmt.Errorf("store: write call %s roster: %w", id, err)
 	}
 	return nil

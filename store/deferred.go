@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/callgate/callgate/calls"
+)
+
+// deferredWrites collects what the changes of a batch's applies write,
+// while applyTogether runs them, so that each kind of row goes out in a
+// statement per deferredRows rows rather than one (or more) per call: over
+// two hundred busy calls, the call row, roster row and surface bump of
+// each event were three statements of about 9 µs each under SQLite.
+// Events are collected on both engines; the rows only on SQLite, whose
+// UPDATE … FROM (VALUES …) takes the values as they are bound
+// (PostgreSQL's would need a cast per column).
+type deferredWrites struct {
+	rows     bool // collect call rows, roster rows and surface bumps too (SQLite, several calls)
+	events   []calls.Event
+	callRows map[uint8][][]any // per mask of changed indexed columns: id, version it replaces, the SET values
+	roster   [][]any           // call_roster rows to upsert
+	bumps    [][]any           // call id, the version its surfaces want
+}
+
+// deferredRows bounds the rows of one deferred statement, so that each
+// statement shape (one per row count) is prepared once.
+const deferredRows = 16
+
+// deferCallRow keeps a call row's update for flush, when rows are
+// collected. args are updateCallQueries[mask]'s arguments.
+func (d *deferredWrites) deferCallRow(mask uint8, args []any) bool {
+	if d == nil || !d.rows {
+		return false
+	}
+	if d.callRows == nil {
+		d.callRows = map[uint8][][]any{}
+	}
+	d.callRows[mask] = append(d.callRows[mask], args)
+	return true
+}
+
+// deferRoster keeps roster upserts for flush, when rows are collected.
+func (d *deferredWrites) deferRoster(upserts [][]any) bool {
+	if d == nil || !d.rows {
+		return false
+	}
+	d.roster = append(d.roster, upserts...)
+	return true
+}
+
+// deferBump keeps a call's surface bump for flush, when rows are collected.
+func (d *deferredWrites) deferBump(id string, version int64) bool {
+	if d == nil || !d.rows {
+		return false
+	}
+	d.bumps = append(d.bumps, []any{id, version})
+	return true
+}
+
+// updateCallsFrom returns, for a mask of changed indexed columns and n
+// rows, the UPDATE that sets what updateCallQueries[mask] sets for n calls
+// at once from a VALUES list of (id, version replaced, the values), and
+// checks each call's version as that statement does.
+func updateCallsFrom(mask uint8, n int) string {
+	cols := callRowColumns(mask)
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = fmt.Sprintf("%s = v.column%d", c, i+3)
+	}
+	row := `(` + marks(len(cols)+2) + `)`
+	return `UPDATE calls SET ` + strings.Join(set, ", ") + ` FROM (VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") +
+		`) AS v WHERE calls.id = v.column1 AND calls.version = v.column2`
+}
+
+// bumpSurfaces makes one call's surfaces want its version (arguments: the
+// version, the call id, the version).
+const bumpSurfaces = `UPDATE call_surfaces SET wanted_version = ? WHERE call_id = ? AND wanted_version < ?`
+
+// bumpSurfacesFrom holds, for n = 1..deferredRows, the UPDATE that makes
+// the surfaces of n calls want each call's version.
+var bumpSurfacesFrom = multiRowQueries(`UPDATE call_surfaces SET wanted_version = v.column2 FROM (VALUES `, `(?, ?)`,
+	`) AS v WHERE call_surfaces.call_id = v.column1 AND call_surfaces.wanted_version < v.column2`, deferredRows)
+
+// flush writes what was deferred: call rows (failing when a call is not
+// at the version the change started from, as writeCallRow does), roster
+// rows, surface bumps, then events in the order given.
+func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
+	masks := make([]uint8, 0, len(d.callRows))
+	for m := range d.callRows {
+		masks = append(masks, m)
+	}
+	slices.Sort(masks)
+	for _, m := range masks {
+		for part := range slices.Chunk(d.callRows[m], deferredRows) {
+			query := updateCallsFrom(m, len(part))
+			args := make([]any, 0, len(part)*len(part[0]))
+			if len(part) == 1 {
+				// One row: the plain update by key is cheaper than a join.
+				query = updateCallQueries[m]
+				args = append(append(args, part[0][2:]...), part[0][0], part[0][1])
+			} else {
+				for _, r := range part {
+					args = append(args, r...)
+				}
+			}
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				return fmt.Errorf("store: update %d calls: %w", len(part), err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("store: update %d calls: %w", len(part), err)
+			} else if n != int64(len(part)) {
+				return fmt.Errorf("store: update %d calls: %d were at the version their change started from", len(part), n)
+			}
+		}
+	}
+	for part := range slices.Chunk(d.roster, deferredRows) {
+		if err := s.insertRows(ctx, tx, rosterInto, part, rosterUpsert); err != nil {
+			return fmt.Errorf("store: write the roster of %d rows: %w", len(part), err)
+		}
+	}
+	for part := range slices.Chunk(d.bumps, deferredRows) {
+		query := bumpSurfacesFrom[len(part)]
+		args := make([]any, 0, 3*len(part))
+		if len(part) == 1 {
+			query = bumpSurfaces
+			args = append(args, part[0][1], part[0][0], part[0][1])
+		} else {
+			for _, b := range part {
+				args = append(args, b...)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("store: bump the surfaces of %d calls: %w", len(part), err)
+		}
+	}
+	return s.insertEvents(ctx, tx, d.events)
+}
