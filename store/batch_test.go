@@ -48,6 +48,34 @@ func openBatchStore(t *testing.T) (*SQL, string) {
 	return s, path
 }
 
+// openEngine opens a fresh store of the engine (PostgreSQL: a schema of
+// its own; skipped without CALLGATE_TEST_POSTGRES), closed when the test
+// ends, and a function that closes it and opens the same data again, so
+// that what the test reads comes from the database and no cache answers.
+func openEngine(t *testing.T, engine string) (*SQL, func() *SQL) {
+	t.Helper()
+	if engine == EngineSQLite {
+		s, path := openBatchStore(t)
+		return s, func() *SQL { return reopen(t, s, path) }
+	}
+	dsn := newPostgresSchema(t, postgresDSN(t))
+	open := func() *SQL {
+		s, err := OpenPostgres(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := open()
+	return s, func() *SQL {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return open()
+	}
+}
+
 // reopen closes s and opens the store at path again, so that what the
 // test reads comes from the file and no cache answers.
 func reopen(t *testing.T, s *SQL, path string) *SQL {
@@ -61,6 +89,18 @@ func reopen(t *testing.T, s *SQL, path string) *SQL {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// waitQueuedOn waits until n writes are queued behind g.
+func waitQueuedOn(t *testing.T, g *groupWriter, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.waiting.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", g.waiting.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitQueued waits until n writes are queued behind the writer.
@@ -479,20 +519,40 @@ func TestChildCacheBounds(t *testing.T) {
 // the accepted changes, with every call's events in order.
 func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 	const callsN, perCall = 8, 5
-	for _, refuse := range []bool{false, true} {
-		t.Run(fmt.Sprintf("refusal=%v", refuse), func(t *testing.T) {
-			s, path := openBatchStore(t)
-			for c := range callsN {
-				if _, _, err := s.CreateCall(t.Context(), rosterCall(fmt.Sprintf("c%d", c), 2), nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, _, err := s.CreateCall(t.Context(), rosterCall("gate", 0), nil); err != nil {
-				t.Fatal(err)
-			}
-			release := holdWriter(t, s, "gate")
-			defer release()
-			togetherBefore := s.groups[0].together.Load()
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		for _, refuse := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/refusal=%v", engine, refuse), func(t *testing.T) {
+				testApplyCallsOfManyCalls(t, engine, refuse, callsN, perCall)
+			})
+		}
+	}
+}
+
+func testApplyCallsOfManyCalls(t *testing.T, engine string, refuse bool, callsN, perCall int) {
+	s, reopenStore := openEngine(t, engine)
+	// PostgreSQL routes writes to one of several writers by call id: the
+	// calls of the test are ones that share the gate's writer.
+	g := s.writer("gate")
+	var ids []string
+	for i := 0; len(ids) < callsN; i++ {
+		if id := fmt.Sprintf("c%d", i); s.writer(id) == g {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range append(slices.Clone(ids), "gate") {
+		n := 2
+		if id == "gate" {
+			n = 0
+		}
+		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, n), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := holdWriter(t, s, "gate")
+	defer release()
+	togetherBefore := g.together.Load()
+	{
+		{
 
 			refused := errors.New("refused")
 			type outcome struct {
@@ -504,7 +564,7 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range out {
 				c, k := i%callsN, i/callsN
-				id := fmt.Sprintf("c%d", c)
+				id := ids[c]
 				markOf := k
 				if k == perCall-1 { // redelivers the change before it
 					markOf = k - 1
@@ -522,7 +582,7 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 					})
 				})
 			}
-			waitQueued(t, s, callsN*perCall)
+			waitQueuedOn(t, g, int64(callsN*perCall))
 			release()
 			wg.Wait()
 
@@ -546,23 +606,22 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 					total++
 				}
 			}
-			for c := range callsN {
-				if id := fmt.Sprintf("c%d", c); dups[id] != 1 {
+			for _, id := range ids {
+				if dups[id] != 1 {
 					t.Errorf("%s: %d duplicates, want the one redelivery", id, dups[id])
 				}
 			}
-			together := s.groups[0].together.Load() - togetherBefore
+			together := g.together.Load() - togetherBefore
 			// Stragglers that missed the batch leave room below the total.
-			if !refuse && together < callsN*perCall/2 {
+			if !refuse && together < int64(callsN*perCall/2) {
 				t.Errorf("%d of %d changes applied together", together, callsN*perCall)
 			}
-			if refuse && together > (callsN-1)*perCall {
+			if refuse && together > int64((callsN-1)*perCall) {
 				t.Errorf("%d changes applied together, more than the calls without a refusal hold", together)
 			}
 
-			r := reopen(t, s, path)
-			for c := range callsN {
-				id := fmt.Sprintf("c%d", c)
+			r := reopenStore()
+			for _, id := range ids {
 				got, err := r.GetCall(t.Context(), id)
 				if err != nil {
 					t.Fatal(err)
@@ -597,7 +656,7 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 			if want := callsN * (perCall - 1); !refuse && total != want {
 				t.Errorf("%d changes accepted, want %d", total, want)
 			}
-		})
+		}
 	}
 }
 

@@ -384,7 +384,7 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) b
 	}
 	// Rows are collected when there are several calls to share the
 	// statements: one call's rows are written as its change makes them.
-	d := &deferredWrites{rows: s.d.name == EngineSQLite && len(groups) > 1}
+	d := &deferredWrites{rows: len(groups) > 1}
 	tx.deferred = d
 	defer func() { tx.deferred = nil }()
 	for _, ops := range groups {

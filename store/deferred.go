@@ -13,12 +13,10 @@ import (
 // while applyTogether runs them, so that each kind of row goes out in a
 // statement per deferredRows rows rather than one (or more) per call: over
 // two hundred busy calls, the call row, roster row and surface bump of
-// each event were three statements of about 9 µs each under SQLite.
-// Events are collected on both engines; the rows only on SQLite, whose
-// UPDATE … FROM (VALUES …) takes the values as they are bound
-// (PostgreSQL's would need a cast per column).
+// each event were three statements of about 9 µs each under SQLite, and
+// three round trips to PostgreSQL.
 type deferredWrites struct {
-	rows     bool // collect call rows, roster rows and surface bumps too (SQLite, several calls)
+	rows     bool // collect call rows, roster rows and surface bumps too (several calls)
 	events   []calls.Event
 	callRows map[uint8][][]any // per mask of changed indexed columns: id, version it replaces, the SET values
 	roster   [][]any           // call_roster rows to upsert
@@ -60,17 +58,41 @@ func (d *deferredWrites) deferBump(id string, version int64) bool {
 	return true
 }
 
+// pgCallTypes are the PostgreSQL types of the columns of calls (see the
+// migrations): a VALUES list there types its columns from its first row,
+// and a bare parameter has no type of its own, so each is cast. SQLite
+// takes the values as they are bound.
+var pgCallTypes = map[string]string{
+	"id": "text", "type": "text", "state": "text", "provider": "text", "title": "text",
+	"created_by": "text", "room": "jsonb", "created_at": "timestamptz", "updated_at": "timestamptz",
+	"state_changed_at": "timestamptz", "ended_at": "timestamptz", "end_reason": "text",
+	"guests": "boolean", "recordings": "jsonb", "empty_since": "timestamptz", "version": "bigint",
+	"room_name": "text",
+}
+
+// param is a placeholder for a value of the calls column col, cast on
+// PostgreSQL.
+func (d dialect) param(col string) string {
+	if d.name == EnginePostgres {
+		return "?::" + pgCallTypes[col]
+	}
+	return "?"
+}
+
 // updateCallsFrom returns, for a mask of changed indexed columns and n
 // rows, the UPDATE that sets what updateCallQueries[mask] sets for n calls
 // at once from a VALUES list of (id, version replaced, the values), and
-// checks each call's version as that statement does.
-func updateCallsFrom(mask uint8, n int) string {
+// checks each call's version as that statement does. (Both engines name
+// a VALUES list's columns column1, column2, ….)
+func updateCallsFrom(d dialect, mask uint8, n int) string {
 	cols := callRowColumns(mask)
 	set := make([]string, len(cols))
+	params := []string{d.param("id"), d.param("version")}
 	for i, c := range cols {
 		set[i] = fmt.Sprintf("%s = v.column%d", c, i+3)
+		params = append(params, d.param(c))
 	}
-	row := `(` + marks(len(cols)+2) + `)`
+	row := `(` + strings.Join(params, ", ") + `)`
 	return `UPDATE calls SET ` + strings.Join(set, ", ") + ` FROM (VALUES ` +
 		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") +
 		`) AS v WHERE calls.id = v.column1 AND calls.version = v.column2`
@@ -80,10 +102,19 @@ func updateCallsFrom(mask uint8, n int) string {
 // version, the call id, the version).
 const bumpSurfaces = `UPDATE call_surfaces SET wanted_version = ? WHERE call_id = ? AND wanted_version < ?`
 
-// bumpSurfacesFrom holds, for n = 1..deferredRows, the UPDATE that makes
-// the surfaces of n calls want each call's version.
-var bumpSurfacesFrom = multiRowQueries(`UPDATE call_surfaces SET wanted_version = v.column2 FROM (VALUES `, `(?, ?)`,
-	`) AS v WHERE call_surfaces.call_id = v.column1 AND call_surfaces.wanted_version < v.column2`, deferredRows)
+// bumpSurfacesFrom returns, at index n for n = 1..deferredRows, the UPDATE
+// that makes the surfaces of n calls want each call's version.
+func bumpSurfacesFrom(d dialect) []string {
+	return multiRowQueries(`UPDATE call_surfaces SET wanted_version = v.column2 FROM (VALUES `,
+		`(`+d.param("id")+`, `+d.param("version")+`)`,
+		`) AS v WHERE call_surfaces.call_id = v.column1 AND call_surfaces.wanted_version < v.column2`, deferredRows)
+}
+
+// Each engine's bumps, built once.
+var (
+	bumpSurfacesFromSQLite   = bumpSurfacesFrom(sqliteDialect)
+	bumpSurfacesFromPostgres = bumpSurfacesFrom(postgresDialect)
+)
 
 // flush writes what was deferred: call rows (failing when a call is not
 // at the version the change started from, as writeCallRow does), roster
@@ -96,7 +127,7 @@ func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
 	slices.Sort(masks)
 	for _, m := range masks {
 		for part := range slices.Chunk(d.callRows[m], deferredRows) {
-			query := updateCallsFrom(m, len(part))
+			query := updateCallsFrom(s.d, m, len(part))
 			args := make([]any, 0, len(part)*len(part[0]))
 			if len(part) == 1 {
 				// One row: the plain update by key is cheaper than a join.
@@ -107,7 +138,7 @@ func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
 					args = append(args, r...)
 				}
 			}
-			res, err := tx.ExecContext(ctx, query, args...)
+			res, err := tx.ExecContext(ctx, s.d.q(query), args...)
 			if err != nil {
 				return fmt.Errorf("store: update %d calls: %w", len(part), err)
 			}
@@ -123,8 +154,12 @@ func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
 			return fmt.Errorf("store: write the roster of %d rows: %w", len(part), err)
 		}
 	}
+	bumps := bumpSurfacesFromSQLite
+	if s.d.name == EnginePostgres {
+		bumps = bumpSurfacesFromPostgres
+	}
 	for part := range slices.Chunk(d.bumps, deferredRows) {
-		query := bumpSurfacesFrom[len(part)]
+		query := bumps[len(part)]
 		args := make([]any, 0, 3*len(part))
 		if len(part) == 1 {
 			query = bumpSurfaces
@@ -134,7 +169,7 @@ func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
 				args = append(args, b...)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.q(query), args...); err != nil {
 			return fmt.Errorf("store: bump the surfaces of %d calls: %w", len(part), err)
 		}
 	}
