@@ -466,8 +466,10 @@ type txn struct {
 	// and the call of each, for the room cache (see roomCache).
 	rooms map[roomKey]string
 	// surfaced holds the calls whose surfaces this transaction wrote
-	// outside a change of the call (see surfacesChanged).
-	surfaced map[string]bool
+	// outside a change of the call (see surfacesChanged), each with the
+	// call as the transaction held it then (nil when it held none): all of
+	// it but the surfaces is still exact.
+	surfaced map[string]*calls.Call
 	// deferred, when not nil, collects what writes would write, for a few
 	// statements at the end (see deferredWrites and SQL.applyTogether).
 	deferred *deferredWrites
@@ -492,11 +494,15 @@ func (w *txn) roomStored(c *calls.Call) {
 // were written outside a change of the call: a later change in the batch
 // reads the call again rather than start from a copy that lacks it.
 func (w *txn) surfacesChanged(callID string) {
-	delete(w.current, callID)
 	if w.surfaced == nil {
-		w.surfaced = map[string]bool{}
+		w.surfaced = map[string]*calls.Call{}
 	}
-	w.surfaced[callID] = true
+	if c, ok := w.current[callID]; ok {
+		w.surfaced[callID] = c
+		delete(w.current, callID)
+	} else if _, ok := w.surfaced[callID]; !ok {
+		w.surfaced[callID] = nil
+	}
 }
 
 // inSavepoint runs fn so that an error from it undoes exactly what fn
@@ -658,8 +664,16 @@ func (s *SQL) remember(w *txn) {
 	for _, c := range w.current {
 		s.children.put(c)
 	}
-	for id := range w.surfaced {
-		if _, ok := w.current[id]; !ok {
+	for id, c := range w.surfaced {
+		if _, ok := w.current[id]; ok {
+			continue
+		}
+		if c != nil {
+			// Its members and roster are what is stored; its surfaces
+			// are read again by the next change.
+			s.children.put(c)
+			s.children.staleSurfaces(id)
+		} else {
 			s.children.dropCall(id)
 		}
 	}

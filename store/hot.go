@@ -40,6 +40,9 @@ type cachedChildren struct {
 	// connection has committed since (see SQL.beginBatch): then it is
 	// exactly what a read would return, and a write needs no read.
 	call *calls.Call
+	// surfacesStale says call's surfaces were written since (a claim, a
+	// delivery's record): the rest of it holds, the surfaces are read.
+	surfacesStale bool
 }
 
 // childCacheSize bounds the entries, and childCacheWeight the members,
@@ -97,15 +100,28 @@ func (cc *childCache) put(c *calls.Call) {
 	cc.weight += e.weight()
 }
 
-// getCall returns the whole call id as the writer last committed it.
-func (cc *childCache) getCall(id string) (*calls.Call, bool) {
+// getCall returns the whole call id as the writer last committed it, and
+// whether its surfaces must be read again.
+func (cc *childCache) getCall(id string) (c *calls.Call, surfacesStale, ok bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	e, ok := cc.m[id]
 	if !ok || e.call == nil {
-		return nil, false
+		return nil, false, false
 	}
-	return e.call, true
+	return e.call, e.surfacesStale, true
+}
+
+// staleSurfaces notes that id's surfaces were written since its whole call
+// was cached.
+func (cc *childCache) staleSurfaces(id string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if e, ok := cc.m[id]; ok && e.call != nil && !e.surfacesStale {
+		cp := *e
+		cp.surfacesStale = true
+		cc.m[id] = &cp
+	}
 }
 
 // dropCall forgets id's whole call but keeps its members and roster,
@@ -156,13 +172,49 @@ func (s *SQL) loadForUpdate(ctx context.Context, tx *txn, id string) (calls.Call
 	if c, ok := tx.current[id]; ok {
 		return *c, nil
 	}
+	// A call held before this transaction wrote its surfaces (a claim, a
+	// delivery's record): only the surfaces are read again.
+	if c := tx.surfaced[id]; c != nil {
+		return s.withSurfaces(ctx, tx, *c)
+	}
 	if tx.exclusive {
-		if c, ok := s.children.getCall(id); ok {
+		if c, stale, ok := s.children.getCall(id); ok {
+			if stale {
+				return s.withSurfaces(ctx, tx, *c)
+			}
 			return *c, nil
 		}
 	}
 	c, _, err := s.loadCached(ctx, tx, id, s.d.forUpdate)
 	return c, err
+}
+
+// withSurfaces returns c with its surfaces as stored. c may share slices
+// with a cache: only its Surfaces are replaced, by a new slice.
+func (s *SQL) withSurfaces(ctx context.Context, q querier, c calls.Call) (calls.Call, error) {
+	sfs, err := s.readSurfaces(ctx, q, c.ID)
+	if err != nil {
+		return calls.Call{}, err
+	}
+	c.Surfaces = sfs
+	return c, nil
+}
+
+// readSurfaces reads a call's surfaces in order.
+func (s *SQL) readSurfaces(ctx context.Context, q querier, id string) ([]calls.Surface, error) {
+	var sfs []calls.Surface
+	err := s.eachRow(ctx, q, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id = ? ORDER BY pos`, []any{id}, func(r *sql.Rows) error {
+		_, sf, err := scanSurface(r)
+		if err != nil {
+			return err
+		}
+		sfs = append(sfs, sf)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read call surfaces: %w", err)
+	}
+	return sfs, nil
 }
 
 // loadCached reads the calls row with q (suffix after its WHERE, a row
@@ -187,16 +239,8 @@ func (s *SQL) loadCached(ctx context.Context, q querier, id, suffix string) (c c
 		return c, false, nil
 	}
 	c.Members, c.Participants, c.Seqs = e.members, e.participants, e.seqs
-	err = s.eachRow(ctx, q, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id = ? ORDER BY pos`, []any{id}, func(r *sql.Rows) error {
-		_, sf, err := scanSurface(r)
-		if err != nil {
-			return err
-		}
-		c.Surfaces = append(c.Surfaces, sf)
-		return nil
-	})
-	if err != nil {
-		return calls.Call{}, false, fmt.Errorf("store: read call surfaces: %w", err)
+	if c.Surfaces, err = s.readSurfaces(ctx, q, id); err != nil {
+		return calls.Call{}, false, err
 	}
 	return c, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestWriterSeesWritesOfOtherConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := s.children.getCall("shared"); !ok {
+	if _, _, ok := s.children.getCall("shared"); !ok {
 		t.Fatal("the writer did not keep the call it committed: the test would prove nothing")
 	}
 
@@ -72,11 +73,7 @@ func TestWriterSeesWritesOfOtherConnections(t *testing.T) {
 // return them as GetCall does.
 func TestWriterFollowsSurfaceWritesWithoutAVersion(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "calls.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openBatchStore(t)
 	if _, _, err := s.CreateCall(ctx, benchCall("card"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +109,110 @@ func TestWriterFollowsSurfaceWritesWithoutAVersion(t *testing.T) {
 	}
 	if after.Surfaces[0].Delivery != read.Surfaces[0].Delivery || read.Surfaces[0].Delivery.MessageRef != "m-1" {
 		t.Fatalf("after a recorded delivery, the change returned surfaces %+v; stored %+v", after.Surfaces[0].Delivery, read.Surfaces[0].Delivery)
+	}
+}
+
+// A delivery's record writes a call's surfaces between two changes of the
+// call in one batch, and at the end of another batch. The writer keeps the
+// call it holds (its members and roster are still exact) and reads only
+// the surfaces again: every change returns the surfaces as stored, and
+// after a batch that ended with a record the cache holds the call with its
+// surfaces marked stale rather than dropping it (which sent the next change
+// to reread the whole roster).
+func TestWriterRereadsOnlySurfacesAfterARecord(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openBatchStore(t)
+	for _, id := range []string{"card", "gate"} {
+		if _, _, err := s.CreateCall(ctx, benchCall(id), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func() calls.Delivery {
+		t.Helper()
+		ds, err := s.ClaimDeliveries(ctx, "w1", time.Now().Add(time.Minute), time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.CallID == "card" {
+				return d
+			}
+		}
+		t.Fatalf("no delivery of card claimed: %+v", ds)
+		return calls.Delivery{}
+	}
+	record := func(d calls.Delivery, ref string) error {
+		return s.RecordDelivery(ctx, calls.DeliveryOutcome{CallID: "card", Key: d.Surface.Key(), Owner: "w1",
+			Delivered: true, Version: d.Surface.Delivery.Wanted, MessageRef: ref, At: time.Now()})
+	}
+	// queue runs fns in one batch, in order, behind a held writer.
+	queue := func(fns ...func() error) []error {
+		t.Helper()
+		release := holdWriter(t, s, "gate")
+		errs := make([]error, len(fns))
+		var wg sync.WaitGroup
+		for i, fn := range fns {
+			wg.Go(func() { errs[i] = fn() })
+			// Counted as waiting just before its send on the writer's
+			// channel: a moment more and it is parked there, ahead of
+			// the next one (blocked senders are served in order).
+			waitQueued(t, s, int64(i+1))
+			time.Sleep(5 * time.Millisecond)
+		}
+		release()
+		wg.Wait()
+		return errs
+	}
+	stored := func() calls.Call {
+		t.Helper()
+		c, err := s.GetCall(ctx, "card")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// One batch: a change, a record, a change.
+	d := claim()
+	var last calls.Call
+	errs := queue(
+		func() error { _, err := s.UpdateCall(ctx, "card", nil, join("ada", 1)); return err },
+		func() error { return record(d, "m-1") },
+		func() error { c, err := s.UpdateCall(ctx, "card", nil, join("bob", 2)); last = c; return err },
+	)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if got, want := last.Surfaces[0].Delivery, stored().Surfaces[0].Delivery; got != want || want.MessageRef != "m-1" {
+		t.Fatalf("a change after a record in its batch returned surfaces %+v; stored %+v", got, want)
+	}
+
+	// A batch that ends with a record; the next change is in a batch of
+	// its own.
+	d = claim()
+	errs = queue(
+		func() error { _, err := s.UpdateCall(ctx, "card", nil, join("cy", 3)); return err },
+		func() error { return record(d, "m-2") },
+	)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if c, stale, ok := s.children.getCall("card"); !ok || !stale || len(c.Participants) != 3 {
+		t.Fatalf("after a batch ending with a record the cache holds the call: %v, surfaces stale: %v; want it held (3 people) with stale surfaces", ok, stale)
+	}
+	after, err := s.UpdateCall(ctx, "card", nil, join("dee", 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stored()
+	if after.Surfaces[0].Delivery != want.Surfaces[0].Delivery || want.Surfaces[0].Delivery.MessageRef != "m-2" {
+		t.Fatalf("the next change returned surfaces %+v; stored %+v", after.Surfaces[0].Delivery, want.Surfaces[0].Delivery)
+	}
+	if len(want.Participants) != 4 {
+		t.Fatalf("stored %d participants, want ada, bob, cy and dee", len(want.Participants))
 	}
 }
