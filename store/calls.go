@@ -835,11 +835,45 @@ func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) erro
 	if s.d.name == EngineSQLite {
 		return s.appendEventsSQLite(ctx, tx, evs)
 	}
-	for i, e := range evs {
-		err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
-			e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At)).Scan(&evs[i].Seq)
+	return s.appendEventsPostgres(ctx, tx, evs)
+}
+
+// insertEventsPostgres holds the INSERT of n events, n = 1..eventRows,
+// returning the numbers the log gave them.
+var insertEventsPostgres = multiRowQueries(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES `,
+	`(?, ?, ?, ?, ?, ?, ?)`, ` RETURNING seq`, eventRows)
+
+// appendEventsPostgres is insertEvents on PostgreSQL: up to eventRows
+// events per statement, a round trip each. The identity column draws its
+// numbers row by row in the order of the VALUES list, so sorted, the
+// numbers returned belong to the events in the order given (RETURNING
+// itself promises no order). Another writer's rows may take numbers in
+// between: they increase, they need not be consecutive.
+func (s *SQL) appendEventsPostgres(ctx context.Context, tx *txn, evs []calls.Event) error {
+	args := make([]any, 0, 7*min(len(evs), eventRows))
+	seqs := make([]int64, 0, min(len(evs), eventRows))
+	for part := range slices.Chunk(evs, eventRows) {
+		args, seqs = args[:0], seqs[:0]
+		for _, e := range part {
+			args = append(args, e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At))
+		}
+		err := s.eachRow(ctx, tx, insertEventsPostgres[len(part)], args, func(r *sql.Rows) error {
+			var seq int64
+			if err := r.Scan(&seq); err != nil {
+				return err
+			}
+			seqs = append(seqs, seq)
+			return nil
+		})
+		if err == nil && len(seqs) != len(part) {
+			err = fmt.Errorf("%d numbers returned", len(seqs))
+		}
 		if err != nil {
-			return fmt.Errorf("store: append %s event of call %s: %w", e.Kind, e.CallID, err)
+			return fmt.Errorf("store: append %d events of call %s: %w", len(part), part[0].CallID, err)
+		}
+		slices.Sort(seqs)
+		for i := range part {
+			part[i].Seq = seqs[i]
 		}
 	}
 	return nil
