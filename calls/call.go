@@ -221,6 +221,10 @@ func (c *Call) AddSurface(s Surface) bool {
 	return true
 }
 
+// NeedsRoom reports whether the call still waits for its provider room:
+// it has none and is not over. A store keeps a room job for such a call.
+func (c *Call) NeedsRoom() bool { return c.Room.Name == "" && !c.State.Terminal() }
+
 // HasSurface reports whether the call is shown on the surface.
 func (c *Call) HasSurface(k SurfaceKey) bool {
 	return slices.ContainsFunc(c.Surfaces, func(s Surface) bool { return s.Key() == k })

@@ -161,7 +161,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 		if fn := s.created.Load(); fn != nil {
 			(*fn)(stored, events)
 		}
-		s.wake.NotifyOf(createdTopics(&stored))
+		s.wake.NotifyOf(wakeTopics(&stored))
 		s.log.InfoContext(ctx, "call created", "call_id", stored.ID, "provider", stored.Provider, "type", stored.Type, "state", stored.State)
 		return stored, true, nil
 	}
@@ -613,11 +613,7 @@ func (s *Service) updateMarked(ctx context.Context, id string, mark *DeliveryMar
 	if err != nil {
 		return Call{}, err
 	}
-	topics := changedTopics
-	if c.Room.Name == "" && !c.State.Terminal() {
-		topics |= TopicRooms // the store keeps a room job for such a call
-	}
-	s.changed(ctx, c.ID, events, topics)
+	s.changed(ctx, c.ID, events, wakeTopics(&c))
 	return c, nil
 }
 
@@ -633,29 +629,25 @@ func (s *Service) applyMarked(ctx context.Context, applier CallApplier, id strin
 	if err != nil {
 		return err
 	}
-	// Provider events find their call by its room: it has one, so no
-	// room job is due.
-	s.changed(ctx, id, events, changedTopics)
+	// The call is not returned, but provider events find their call by
+	// its room: it has one, so no room job is due; it may have cards.
+	s.changed(ctx, id, events, TopicCalls|TopicCards)
 	return nil
 }
 
-// createdTopics says what a new call may have made due: its cards when it
-// is shown somewhere, its room job when it has no room yet (the store
-// queues one then).
-func createdTopics(c *Call) Topic {
+// wakeTopics says what storing c (new or changed) may have made due: its
+// cards when it is shown somewhere (a change never removes a surface), its
+// room job when it still needs a room.
+func wakeTopics(c *Call) Topic {
 	t := TopicCalls
 	if len(c.Surfaces) > 0 {
 		t |= TopicCards
 	}
-	if c.Room.Name == "" && !c.State.Terminal() {
+	if c.NeedsRoom() {
 		t |= TopicRooms
 	}
 	return t
 }
-
-// changedTopics are what a stored change of a call with a room may have
-// made due: its cards.
-const changedTopics = TopicCalls | TopicCards
 
 // changed wakes the workers concerned by a stored change and logs it.
 func (s *Service) changed(ctx context.Context, id string, events []Event, topics Topic) {

@@ -19,14 +19,20 @@ func signalled(ch <-chan struct{}) bool {
 	}
 }
 
+// listen subscribes to w as the outbox (cards), the room worker (rooms)
+// and a watcher of everything do, until the test ends, and returns what
+// reports which of the three were signalled since it was last asked.
+func listen(t *testing.T, w *calls.Wake) (woken func() [3]bool) {
+	cards, stopCards := w.SubscribeTo(calls.TopicCards)
+	rooms, stopRooms := w.SubscribeTo(calls.TopicRooms)
+	all, stopAll := w.Subscribe()
+	t.Cleanup(func() { stopCards(); stopRooms(); stopAll() })
+	return func() [3]bool { return [3]bool{signalled(cards), signalled(rooms), signalled(all)} }
+}
+
 func TestWakeSignalsTheTopicsSubscribedTo(t *testing.T) {
 	w := calls.NewWake()
-	cards, stopCards := w.SubscribeTo(calls.TopicCards)
-	defer stopCards()
-	rooms, stopRooms := w.SubscribeTo(calls.TopicRooms)
-	defer stopRooms()
-	all, stopAll := w.Subscribe()
-	defer stopAll()
+	woken := listen(t, w)
 	relayed := 0
 	w.SetRelay(func() { relayed++ })
 
@@ -43,7 +49,7 @@ func TestWakeSignalsTheTopicsSubscribedTo(t *testing.T) {
 		{"another replica's", w.Local, true, true, true},
 	} {
 		tc.notify()
-		if got := [3]bool{signalled(cards), signalled(rooms), signalled(all)}; got != [3]bool{tc.cards, tc.rooms, tc.every} {
+		if got := woken(); got != [3]bool{tc.cards, tc.rooms, tc.every} {
 			t.Errorf("%s: cards, rooms, all signalled %v, want %v", tc.name, got, [3]bool{tc.cards, tc.rooms, tc.every})
 		}
 	}
@@ -58,7 +64,8 @@ func TestWakeSignalsTheTopicsSubscribedTo(t *testing.T) {
 // and no card wakes neither the room worker nor the outbox; one that needs
 // a room wakes the room worker; one shown in a chat wakes the outbox; a
 // provider event (its call has a room) wakes the outbox and not the room
-// worker. Everything wakes subscribers to every topic.
+// worker; ending a call wakes the outbox only when the call has a card.
+// Everything wakes subscribers to every topic.
 func TestServiceWakesTheWorkersAChangeConcerns(t *testing.T) {
 	st, err := store.OpenSQLite(context.Background(), t.TempDir()+"/calls.db")
 	if err != nil {
@@ -73,16 +80,11 @@ func TestServiceWakesTheWorkersAChangeConcerns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cards, stopCards := wake.SubscribeTo(calls.TopicCards)
-	defer stopCards()
-	rooms, stopRooms := wake.SubscribeTo(calls.TopicRooms)
-	defer stopRooms()
-	all, stopAll := wake.Subscribe()
-	defer stopAll()
+	woken := listen(t, wake)
 	actor := calls.Actor{Kind: calls.ActorAPIKey, UserID: "alice"}
 	check := func(what string, wantCards, wantRooms bool) {
 		t.Helper()
-		if got := [3]bool{signalled(cards), signalled(rooms), signalled(all)}; got != [3]bool{wantCards, wantRooms, true} {
+		if got := woken(); got != [3]bool{wantCards, wantRooms, true} {
 			t.Errorf("%s: cards, rooms, all woken %v, want %v", what, got, [3]bool{wantCards, wantRooms, true})
 		}
 	}
@@ -110,4 +112,14 @@ func TestServiceWakesTheWorkersAChangeConcerns(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("a participant joining", true, false)
+
+	// Changes other than provider events wake by the call they leave.
+	if _, err := svc.End(t.Context(), actor, "shown"); err != nil {
+		t.Fatal(err)
+	}
+	check("ending a call shown in a chat", true, false)
+	if _, err := svc.End(t.Context(), actor, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	check("ending a call shown nowhere", false, false)
 }

@@ -101,7 +101,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
 			return err
 		}
-		if needsRoom(&c) {
+		if c.NeedsRoom() {
 			if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
 				return err
 			}
@@ -1062,13 +1062,11 @@ func dueAt(t time.Time) time.Time {
 	return utcMicro(t)
 }
 
-// needsRoom reports whether the store keeps a room job for c.
-func needsRoom(c *calls.Call) bool { return c.Room.Name == "" && !c.State.Terminal() }
 
 // syncRoomJob keeps a room job exactly while the call needs a room: the
 // transaction that stores the room or ends the call removes it.
 func (s *SQL) syncRoomJob(ctx context.Context, tx *txn, cur, next *calls.Call) error {
-	switch had, wants := needsRoom(cur), needsRoom(next); {
+	switch had, wants := cur.NeedsRoom(), next.NeedsRoom(); {
 	case had && !wants:
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM room_jobs WHERE call_id = ?`), next.ID); err != nil {
 			return fmt.Errorf("store: update call %s: remove room job: %w", next.ID, err)
