@@ -112,10 +112,16 @@ type groupWriter struct {
 // errStoreClosed answers a write submitted after Close.
 var errStoreClosed = errors.New("store: closed")
 
+// newGroupWriter returns a writer to configure further (begin, groupWait,
+// retryable) and then start.
 func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(*txn),
 	coalesce func(context.Context, *txn, [][]*writeOp) bool) *groupWriter {
-	g := &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
+	return &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
 		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce}
+}
+
+// start runs the writer's loop, once g is configured.
+func (g *groupWriter) start() *groupWriter {
 	go g.loop()
 	return g
 }
@@ -273,16 +279,8 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 			}
 			appliesRun = true
 			err = g.runApplies(ctx, w, applyGroups(units))
-		case len(unit) == 1:
-			unit[0].err = w.inSavepoint(context.WithoutCancel(unit[0].ctx), unit[0].run)
-			err = brokenErr(unit[0].err)
-		default: // applies to one call, with no coalesce: one by one
-			for _, op := range unit {
-				op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
-				if err = brokenErr(op.err); err != nil {
-					break
-				}
-			}
+		default: // a write of its own, or applies to one call with no coalesce
+			err = runEach(w, unit)
 		}
 		if err != nil {
 			// The transaction cannot go on: nothing of it is stored.
@@ -332,35 +330,37 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 // It returns an error only when the transaction is broken.
 func (g *groupWriter) runApplies(ctx context.Context, w *txn, groups [][]*writeOp) error {
 	if len(groups) == 1 && len(groups[0]) == 1 {
-		op := groups[0][0]
-		op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
-		return brokenErr(op.err)
+		return runEach(w, groups[0])
 	}
 	together, err := g.tryTogether(ctx, w, groups)
 	if err != nil || together {
 		return err
 	}
 	for _, group := range groups {
-		if len(group) == 1 {
-			op := group[0]
-			op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
-			if err := brokenErr(op.err); err != nil {
+		// A group of several, when the whole failed: alone it may not.
+		if len(group) > 1 && len(groups) > 1 {
+			together, err := g.tryTogether(ctx, w, [][]*writeOp{group})
+			if err != nil {
 				return err
 			}
-			continue
-		}
-		if len(groups) > 1 {
-			if together, err := g.tryTogether(ctx, w, [][]*writeOp{group}); err != nil {
-				return err
-			} else if together {
+			if together {
 				continue
 			}
 		}
-		for _, op := range group {
-			op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
-			if err := brokenErr(op.err); err != nil {
-				return err
-			}
+		if err := runEach(w, group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runEach runs ops one by one, each in a savepoint of its own, setting
+// each op's err. It returns an error only when the transaction is broken.
+func runEach(w *txn, ops []*writeOp) error {
+	for _, op := range ops {
+		op.err = w.inSavepoint(context.WithoutCancel(op.ctx), op.run)
+		if err := brokenErr(op.err); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -491,8 +491,8 @@ func (w *txn) roomStored(c *calls.Call) {
 }
 
 // surfacesChanged records that the call's surfaces (their delivery state)
-// were written outside a change of the call: a later change in the batch
-// reads the call again rather than start from a copy that lacks it.
+// were written outside a change of the call: a later change, in the batch
+// or after it, starts from the call as held but reads its surfaces again.
 func (w *txn) surfacesChanged(callID string) {
 	if w.surfaced == nil {
 		w.surfaced = map[string]*calls.Call{}
@@ -657,9 +657,9 @@ func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context
 	return s.writer(key).do(ctx, fn)
 }
 
-// remember caches the calls a committed transaction left as they are,
-// forgets the whole calls whose surfaces it wrote without them, and drops
-// the rooms whose call it may have changed.
+// remember caches the calls a committed transaction left as they are
+// (those whose surfaces it wrote afterwards, with their surfaces marked
+// stale), and drops the rooms whose call it may have changed.
 func (s *SQL) remember(w *txn) {
 	for _, c := range w.current {
 		s.children.put(c)
@@ -671,8 +671,7 @@ func (s *SQL) remember(w *txn) {
 		if c != nil {
 			// Its members and roster are what is stored; its surfaces
 			// are read again by the next change.
-			s.children.put(c)
-			s.children.staleSurfaces(id)
+			s.children.putCall(c, true)
 		} else {
 			s.children.dropCall(id)
 		}

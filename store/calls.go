@@ -824,9 +824,10 @@ func (s *SQL) loadCall(ctx context.Context, q querier, id string, lock bool) (ca
 	return c, nil
 }
 
-// insertEvents appends events to the log, one statement each so the
-// database assigns increasing sequence numbers in the order given, and
-// records each assigned number in evs.
+// insertEvents appends events to the log, the database assigning
+// increasing sequence numbers in the order given, and records each
+// assigned number in evs. In a batch's applies (tx.deferred) they are
+// kept for one append at the end.
 func (s *SQL) insertEvents(ctx context.Context, tx *txn, evs []calls.Event) error {
 	if tx.deferred != nil {
 		tx.deferred.events = append(tx.deferred.events, evs...)
@@ -853,10 +854,7 @@ func (s *SQL) appendEventsPostgres(ctx context.Context, tx *txn, evs []calls.Eve
 	args := make([]any, 0, 7*min(len(evs), eventRows))
 	seqs := make([]int64, 0, min(len(evs), eventRows))
 	for part := range slices.Chunk(evs, eventRows) {
-		args, seqs = args[:0], seqs[:0]
-		for _, e := range part {
-			args = append(args, e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At))
-		}
+		args, seqs = s.eventArgs(args[:0], part), seqs[:0]
 		err := s.eachRow(ctx, tx, insertEventsPostgres[len(part)], args, func(r *sql.Rows) error {
 			var seq int64
 			if err := r.Scan(&seq); err != nil {
@@ -879,10 +877,19 @@ func (s *SQL) appendEventsPostgres(ctx context.Context, tx *txn, evs []calls.Eve
 	return nil
 }
 
-// eventRows bounds the events one SQLite INSERT appends: a busy call's
-// changes applied together bring dozens, and each statement shape (one per
-// row count up to this) is prepared once.
+// eventRows bounds the events one INSERT appends: a busy call's changes
+// applied together bring dozens, and each statement shape (one per row
+// count up to this) is prepared once.
 const eventRows = 16
+
+// eventArgs appends the values of evs, in the column order of the
+// event INSERTs, to args.
+func (s *SQL) eventArgs(args []any, evs []calls.Event) []any {
+	for _, e := range evs {
+		args = append(args, e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At))
+	}
+	return args
+}
 
 // insertEventsSQLite holds the INSERT for n events, n = 1..eventRows.
 var insertEventsSQLite = multiRowQueries(`INSERT INTO call_events (call_id, kind, state, actor, identity, reason, at) VALUES `,
@@ -896,10 +903,7 @@ var insertEventsSQLite = multiRowQueries(`INSERT INTO call_events (call_id, kind
 func (s *SQL) appendEventsSQLite(ctx context.Context, tx *txn, evs []calls.Event) error {
 	args := make([]any, 0, 7*min(len(evs), eventRows))
 	for part := range slices.Chunk(evs, eventRows) {
-		args = args[:0]
-		for _, e := range part {
-			args = append(args, e.CallID, string(e.Kind), string(e.State), e.Actor, e.Identity, e.Reason, s.d.timeArg(e.At))
-		}
+		args = s.eventArgs(args[:0], part)
 		res, err := tx.ExecContext(ctx, insertEventsSQLite[len(part)], args...)
 		if err != nil {
 			return fmt.Errorf("store: append %d events of call %s: %w", len(part), part[0].CallID, err)
@@ -1061,7 +1065,6 @@ func dueAt(t time.Time) time.Time {
 	}
 	return utcMicro(t)
 }
-
 
 // syncRoomJob keeps a room job exactly while the call needs a room: the
 // transaction that stores the room or ends the call removes it.

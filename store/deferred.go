@@ -27,10 +27,14 @@ type deferredWrites struct {
 // statement shape (one per row count) is prepared once.
 const deferredRows = 16
 
+// collecting reports whether rows are kept for flush (d may be nil: no
+// batch of applies is running).
+func (d *deferredWrites) collecting() bool { return d != nil && d.rows }
+
 // deferCallRow keeps a call row's update for flush, when rows are
 // collected. args are updateCallQueries[mask]'s arguments.
 func (d *deferredWrites) deferCallRow(mask uint8, args []any) bool {
-	if d == nil || !d.rows {
+	if !d.collecting() {
 		return false
 	}
 	if d.callRows == nil {
@@ -42,7 +46,7 @@ func (d *deferredWrites) deferCallRow(mask uint8, args []any) bool {
 
 // deferRoster keeps roster upserts for flush, when rows are collected.
 func (d *deferredWrites) deferRoster(upserts [][]any) bool {
-	if d == nil || !d.rows {
+	if !d.collecting() {
 		return false
 	}
 	d.roster = append(d.roster, upserts...)
@@ -51,7 +55,7 @@ func (d *deferredWrites) deferRoster(upserts [][]any) bool {
 
 // deferBump keeps a call's surface bump for flush, when rows are collected.
 func (d *deferredWrites) deferBump(id string, version int64) bool {
-	if d == nil || !d.rows {
+	if !d.collecting() {
 		return false
 	}
 	d.bumps = append(d.bumps, []any{id, version})

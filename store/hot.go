@@ -70,14 +70,19 @@ func (cc *childCache) get(id string, version int64) (*cachedChildren, bool) {
 
 // put stores a copy of c (whole, and its members and roster) at c's
 // version.
-func (cc *childCache) put(c *calls.Call) {
+func (cc *childCache) put(c *calls.Call) { cc.putCall(c, false) }
+
+// putCall is put, noting whether c's surfaces were written since c was
+// read or changed (surfacesStale: only the rest of it is exact).
+func (cc *childCache) putCall(c *calls.Call, surfacesStale bool) {
 	full := c.Clone()
 	e := &cachedChildren{
-		version:      full.Version,
-		members:      full.Members,
-		participants: full.Participants,
-		seqs:         full.Seqs,
-		call:         &full,
+		version:       full.Version,
+		members:       full.Members,
+		participants:  full.Participants,
+		seqs:          full.Seqs,
+		call:          &full,
+		surfacesStale: surfacesStale,
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -112,27 +117,13 @@ func (cc *childCache) getCall(id string) (c *calls.Call, surfacesStale, ok bool)
 	return e.call, e.surfacesStale, true
 }
 
-// staleSurfaces notes that id's surfaces were written since its whole call
-// was cached.
-func (cc *childCache) staleSurfaces(id string) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if e, ok := cc.m[id]; ok && e.call != nil && !e.surfacesStale {
-		cp := *e
-		cp.surfacesStale = true
-		cc.m[id] = &cp
-	}
-}
-
 // dropCall forgets id's whole call but keeps its members and roster,
 // which only a new version changes.
 func (cc *childCache) dropCall(id string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if e, ok := cc.m[id]; ok && e.call != nil {
-		cp := *e
-		cp.call = nil
-		cc.m[id] = &cp
+		cc.m[id] = e.withoutCall()
 	}
 }
 
@@ -142,11 +133,17 @@ func (cc *childCache) dropCalls() {
 	defer cc.mu.Unlock()
 	for id, e := range cc.m {
 		if e.call != nil {
-			cp := *e
-			cp.call = nil
-			cc.m[id] = &cp
+			cc.m[id] = e.withoutCall()
 		}
 	}
+}
+
+// withoutCall returns a copy of e without its whole call: entries are
+// shared with readers and never changed once stored.
+func (e *cachedChildren) withoutCall() *cachedChildren {
+	cp := *e
+	cp.call, cp.surfacesStale = nil, false
+	return &cp
 }
 
 func (cc *childCache) drop(id string) {

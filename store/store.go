@@ -176,7 +176,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	g := newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
 	g.begin = s.beginBatch
 	g.groupWait, g.busyWithin = defaultGroupWait, groupWaitBusy
-	s.groups = []*groupWriter{g}
+	s.groups = []*groupWriter{g.start()}
 	return s, nil
 }
 
@@ -252,7 +252,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*SQL, error) {
 	for range postgresWriters {
 		g := newGroupWriter(db, nil, s.remember, s.forget, s.applyTogether)
 		g.retryable = deadlocked
-		s.groups = append(s.groups, g)
+		s.groups = append(s.groups, g.start())
 	}
 	return s, nil
 }
