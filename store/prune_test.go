@@ -64,3 +64,37 @@ func TestPrunePostgres(t *testing.T) {
 	defer s.Close()
 	testPrune(t, s)
 }
+
+// SQLite prunes in log order: a pass reads the first limit rows only. A
+// row logged late with an old time (a provider's delayed event) stays
+// while newer rows are logged before it, and goes once they have gone.
+func TestPruneSQLiteWalksTheLogInOrder(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	old := now.Add(-48 * time.Hour)
+	c := calls.Call{ID: "late", Type: calls.TypeVideo, State: calls.StateCreated, Provider: "p",
+		CreatedAt: now, UpdatedAt: now, StateChangedAt: now}
+	// Logged in this order: a new event, then one with an old time.
+	if _, _, err := s.CreateCall(ctx, c, []calls.Event{
+		{Kind: calls.EventCreated, State: calls.StateCreated, At: now},
+		{Kind: calls.EventUpdated, State: calls.StateCreated, At: old},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cut := now.Add(-time.Hour)
+	if n, err := s.Prune(ctx, cut, time.Time{}, 1); err != nil || n != 0 {
+		t.Fatalf("a pass of one row over a new front row pruned %d (%v), want 0", n, err)
+	}
+	if n, err := s.Prune(ctx, cut, time.Time{}, 2); err != nil || n != 1 {
+		t.Fatalf("a pass of two rows pruned %d (%v), want the old one behind the new", n, err)
+	}
+	evs, err := s.Events(ctx, "late", 0)
+	if err != nil || len(evs) != 1 || !evs[0].At.Equal(calls.StoredTime(now)) {
+		t.Fatalf("left: %+v %v, want only the new event", evs, err)
+	}
+}
