@@ -1,7 +1,7 @@
 // Command loadtest is callgate's load harness: it builds the gateway, runs
 // it as a child process on loopback with a fake chat app (a voip-link
-// callback endpoint), a slow fake provider API and a bare Echo endpoint,
-// drives signed provider webhooks, slash commands and API calls at it, and
+// callback endpoint), a slow fake provider API and a bare Echo server (a
+// child process too, as the gateway is: the ceiling), drives signed provider webhooks, slash commands and API calls at it, and
 // prints, per scenario, throughput, latency percentiles, the ratio to the
 // bare-Echo ceiling measured in the same run, the card edits the fake app
 // received, and lost or duplicated updates.
@@ -95,6 +95,13 @@ func main() {
 	flag.IntVar(&o.bigRequests, "bigstore-requests", 5000, "bound on requests per bigstore measurement (creates, and gets, at each size)")
 	flag.Float64Var(&o.bigBudget, "bigstore-budget", 1.2, "bigstore fails when a p99 at -bigstore-calls exceeds this times the p99 at ~1k calls")
 	flag.Parse()
+	if os.Getenv(echoChildEnv) == "1" {
+		if err := serveEchoChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest echo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -124,23 +131,30 @@ func pct(lat []time.Duration, p float64) time.Duration {
 }
 
 type harness struct {
-	o        options
-	dir      string
-	bin      string
-	port     int
-	base     atomic.Pointer[string]
-	gw       *gateway
-	cfgPath  string
-	env      []string
-	app      *fakeApp
-	echoURL  string
-	slowURL  string
-	client   *http.Client
-	ceiling  float64
-	results  []result
-	tsCursor atomic.Int64
-	pgDrop   func()
-	pgDSN    string // the fresh schema's DSN (-store postgres)
+	o       options
+	dir     string
+	bin     string
+	port    int
+	base    atomic.Pointer[string]
+	gw      *gateway
+	cfgPath string
+	env     []string
+	app     *fakeApp
+	echoURL string // the ceiling: a bare Echo server in a process of its own, as the gateway is
+	// echoInProcessURL is the same server inside the harness's process, for
+	// reference: it shares the load generator's runtime, which a separate
+	// server (the gateway, or the ceiling) cannot.
+	echoInProcessURL string
+	slowURL          string
+	client           *http.Client
+	ceiling          float64
+	// inProcessCeiling is the rate of the echo in the harness's process,
+	// printed beside the ceiling's ratio for comparison with earlier runs.
+	inProcessCeiling float64
+	results          []result
+	tsCursor         atomic.Int64
+	pgDrop           func()
+	pgDSN            string // the fresh schema's DSN (-store postgres)
 }
 
 func run(o options) error {
@@ -165,14 +179,12 @@ func run(o options) error {
 		return err
 	}
 	defer stopApp()
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.POST("/*", func(c echo.Context) error {
-		io.Copy(io.Discard, c.Request().Body)
-		return c.NoContent(http.StatusNoContent)
-	})
 	var stopEcho func()
-	if h.echoURL, stopEcho, err = listen(e); err != nil {
+	if h.echoURL, stopEcho, err = startEchoChild(); err != nil {
+		return err
+	}
+	defer stopEcho()
+	if h.echoInProcessURL, stopEcho, err = listen(bareEcho()); err != nil {
 		return err
 	}
 	defer stopEcho()
@@ -292,15 +304,18 @@ rooms:
 
 func (h *harness) report() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tp99.9\tvs echo\tcard edits\tlost\tdup\t")
+	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tp99.9\tvs echo\tvs in-process\tcard edits\tlost\tdup\t")
+	ratio := func(r result, ceiling float64) string {
+		if !r.ratio || ceiling <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f %%", 100*r.rate()/ceiling)
+	}
 	for _, r := range h.results {
 		slices.Sort(r.lat)
-		ratio := "-"
-		if r.ratio && h.ceiling > 0 {
-			ratio = fmt.Sprintf("%.1f %%", 100*r.rate()/h.ceiling)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", r.name, r.n, r.errs, r.rate(),
-			ms(pct(r.lat, 0.50)), ms(pct(r.lat, 0.99)), ms(pct(r.lat, 0.999)), ratio, r.edits, r.lost, r.dups)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", r.name, r.n, r.errs, r.rate(),
+			ms(pct(r.lat, 0.50)), ms(pct(r.lat, 0.99)), ms(pct(r.lat, 0.999)), ratio(r, h.ceiling), ratio(r, h.inProcessCeiling),
+			r.edits, r.lost, r.dups)
 	}
 	tw.Flush()
 	for _, r := range h.results {
@@ -739,18 +754,91 @@ func symmetricDiff(a, b []string) int {
 
 // ---- scenarios ----
 
-// echo measures the ceiling: the same load generator and request shape
-// against a bare Echo handler that reads the body and answers 204.
+// echo measures the ceiling: a bare Echo handler in a process of its own,
+// driven exactly as the gateway is (same generator, concurrency, request
+// shape and signing). The same handler inside the harness's process is
+// measured after it, for reference only: client and server there share one
+// Go runtime and hand requests over without crossing processes, a path no
+// separate server has, so it reads well above what any server process on
+// this machine can do.
 func (h *harness) echo() error {
-	r := h.drive("echo (ceiling)", h.o.maxRequests, h.o.concurrency, h.o.duration, 0, func(w, i int) (int, error) {
-		body := jaasBody("room", fmt.Sprintf("w%d-%d", w, i%8), i%2 == 0, int64(i), fmt.Sprintf("echo-%d", i))
-		s, _, err := h.do(jaasRequest(h.echoURL+"/webhooks/providers/jitsi", body))
-		return s, err
-	}, is2xx)
+	drive := func(name, base string) result {
+		return h.drive(name, h.o.maxRequests, h.o.concurrency, h.o.duration, 0, func(w, i int) (int, error) {
+			body := jaasBody("room", fmt.Sprintf("w%d-%d", w, i%8), i%2 == 0, int64(i), fmt.Sprintf("echo-%d", i))
+			s, _, err := h.do(jaasRequest(base+"/webhooks/providers/jitsi", body))
+			return s, err
+		}, is2xx)
+	}
+	r := drive("echo (ceiling)", h.echoURL)
 	r.ratio = true
 	h.ceiling = r.rate()
 	h.results = append(h.results, r)
+	ref := drive("echo in the harness's process", h.echoInProcessURL)
+	ref.ratio = true
+	h.inProcessCeiling = ref.rate()
+	h.results = append(h.results, ref)
 	return nil
+}
+
+// echoChildEnv makes the harness binary serve the bare Echo handler
+// instead of running scenarios (startEchoChild).
+const echoChildEnv = "CALLGATE_LOADTEST_ECHO_CHILD"
+
+// bareEcho is the ceiling's handler: read the body, answer 204.
+func bareEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/*", func(c echo.Context) error {
+		io.Copy(io.Discard, c.Request().Body)
+		return c.NoContent(http.StatusNoContent)
+	})
+	return e
+}
+
+// serveEchoChild is the harness binary run by startEchoChild: it serves
+// bareEcho on a loopback port, writes its base URL as the first line of
+// stdout, and exits when stdin closes (its parent has gone).
+func serveEchoChild() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: bareEcho(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Println("http://" + ln.Addr().String())
+	io.Copy(io.Discard, os.Stdin)
+	return srv.Close()
+}
+
+// startEchoChild runs the ceiling's server as a child process of the
+// harness's own binary, so that it stands where the gateway stands.
+func startEchoChild() (string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), echoChildEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { stdin.Close(); cmd.Wait() }
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "http://127.0.0.1:") {
+		cmd.Process.Kill()
+		stop()
+		return "", nil, fmt.Errorf("the echo server process did not start: %q, %v", line, err)
+	}
+	return strings.TrimSpace(line), stop, nil
 }
 
 // webhooks drives participant events at the calls: worker w owns its
