@@ -83,7 +83,7 @@ func RegisterChats(e *echo.Echo, opts ChatOptions) error {
 			return err
 		}
 	}
-	h := &chatIntake{opts: opts, origin: origin, outcomes: outcomes}
+	h := &chatIntake{opts: opts, origin: origin, outcomes: outcomes, refusals: newRefusalLog(opts.Logger, opts.Now)}
 	// GET serves what a browser opens (an install page, an OAuth
 	// redirect); the adapter decides what each path accepts.
 	for _, m := range []string{http.MethodPost, http.MethodGet} {
@@ -97,6 +97,7 @@ type chatIntake struct {
 	opts     ChatOptions
 	origin   *url.URL
 	outcomes *prometheus.CounterVec
+	refusals *refusalLog
 }
 
 // handle serves a chat request and notes how it went in Health.
@@ -132,7 +133,7 @@ func (h *chatIntake) serve(c echo.Context) error {
 	parsed, err := intake.ParseChat(ctx, path, req)
 	if outcome, refused := refusal(err); refused != nil {
 		h.outcomes.WithLabelValues(name, outcome).Inc()
-		h.opts.Logger.WarnContext(ctx, "chat request refused", "chat", name, "outcome", outcome, "err", err)
+		h.refusals.warn(ctx, refusalKey{"chat", name, outcome}, "chat request refused", "chat", name, "outcome", outcome, "err", err)
 		return refused
 	}
 	if err != nil {
@@ -148,7 +149,7 @@ func (h *chatIntake) serve(c echo.Context) error {
 		}
 		if !fresh {
 			h.outcomes.WithLabelValues(name, "replayed").Inc()
-			h.opts.Logger.WarnContext(ctx, "chat request refused: replayed", "chat", name)
+			h.refusals.warn(ctx, refusalKey{"chat", name, "replayed"}, "chat request refused: replayed", "chat", name)
 			return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "this signed request was received before")
 		}
 	}

@@ -63,7 +63,7 @@ func RegisterProviders(e *echo.Echo, opts ProviderOptions) error {
 			return err
 		}
 	}
-	h := &providerIntake{opts: opts, origin: origin, outcomes: outcomes}
+	h := &providerIntake{opts: opts, origin: origin, outcomes: outcomes, refusals: newRefusalLog(opts.Logger, nil)}
 	e.POST("/webhooks/providers/:name", h.handle)
 	return nil
 }
@@ -72,6 +72,7 @@ type providerIntake struct {
 	opts     ProviderOptions
 	origin   *url.URL
 	outcomes *prometheus.CounterVec
+	refusals *refusalLog
 }
 
 func (h *providerIntake) handle(c echo.Context) error {
@@ -89,7 +90,7 @@ func (h *providerIntake) handle(c echo.Context) error {
 	if outcome, refused := refusal(err); refused != nil {
 		h.outcomes.WithLabelValues(name, outcome).Inc()
 		h.opts.Health.Record("provider", name, outcome, err)
-		h.opts.Logger.WarnContext(ctx, "provider webhook refused", "provider", name, "outcome", outcome, "err", err)
+		h.refusals.warn(ctx, refusalKey{"provider", name, outcome}, "provider webhook refused", "provider", name, "outcome", outcome, "err", err)
 		return refused
 	}
 	if err != nil {

@@ -189,3 +189,67 @@ func BenchmarkProviderWebhookIntake(b *testing.B) {
 		}
 	}
 }
+
+// TestForgedWebhookFloodLogsOnce sends a burst of forged webhooks: every
+// one is refused with 401 and counted in the outcome metric, and the
+// warning is written once rather than once per request.
+func TestForgedWebhookFloodLogsOnce(t *testing.T) {
+	var logged syncBuffer
+	p, err := jitsi.New(jitsi.Config{WebhookSecrets: []string{secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpserver.New(httpserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 2048})
+	err = webhooks.RegisterProviders(srv.Echo, webhooks.ProviderOptions{
+		Receivers: map[string]webhooks.ProviderReceiver{"jaas": p},
+		Applier:   &recordingApplier{},
+		PublicURL: "https://calls.example.com",
+		Registry:  srv.Registry,
+		Logger:    slog.New(slog.NewTextHandler(&logged, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Echo)
+	defer ts.Close()
+	const flood = 200
+	body := joinedBody("forged")
+	for i := range flood {
+		if status, _ := post(t, ts.URL+"/webhooks/providers/jaas", body, sign([]byte(fmt.Sprint("other", i)), time.Now())); status != 401 {
+			t.Fatalf("forged webhook %d: status %d, want 401", i, status)
+		}
+	}
+	// A flood that outlasts the interval may log a second line; hundreds
+	// of requests on loopback take far less than a second.
+	if n := strings.Count(logged.String(), "provider webhook refused"); n < 1 || n > 2 {
+		t.Errorf("%d warnings for %d forged webhooks, want 1 (or 2 across an interval):\n%s", n, flood, logged.String())
+	}
+	res, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	metrics, _ := io.ReadAll(res.Body)
+	want := fmt.Sprintf(`callgate_provider_webhooks_total{outcome="unauthenticated",provider="jaas"} %d`, flood)
+	if !strings.Contains(string(metrics), want) {
+		t.Errorf("metrics do not count every refusal: want %q", want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
