@@ -70,6 +70,7 @@ type options struct {
 	binary      string
 	profileDir  string
 	keep        bool
+	walStat     bool
 	maxRequests int
 	bigCalls    int
 	bigRequests int
@@ -90,6 +91,7 @@ func main() {
 	flag.StringVar(&o.binary, "binary", "", "callgate binary to run (default: go build ./cmd/callgate)")
 	flag.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the gateway per scenario (go tool pprof)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (and the PostgreSQL schema)")
+	flag.BoolVar(&o.walStat, "walstat", false, "after each load, print the pages per commit in SQLite's write-ahead log by table and index")
 	flag.IntVar(&o.maxRequests, "max-requests", 2_000_000, "bound on requests per scenario")
 	flag.IntVar(&o.bigCalls, "bigstore-calls", 1_000_000, "calls the bigstore scenario fills the store to")
 	flag.IntVar(&o.bigRequests, "bigstore-requests", 5000, "bound on requests per bigstore measurement (creates, and gets, at each size)")
@@ -118,6 +120,7 @@ type result struct {
 	edits      int
 	lost, dups int
 	note       string
+	wal        string // -walstat: the write-ahead log's pages per commit
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -322,6 +325,9 @@ func (h *harness) report() {
 		if r.note != "" {
 			fmt.Printf("  %s: %s\n", r.name, r.note)
 		}
+		if r.wal != "" {
+			fmt.Printf("  %s: %s\n", r.name, r.wal)
+		}
 	}
 }
 
@@ -488,6 +494,13 @@ func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, se
 	}
 	wg.Wait()
 	r := result{name: name, elapsed: time.Since(start)}
+	if h.o.walStat && h.o.storeKind == "sqlite" && h.gw != nil && !strings.HasPrefix(name, "echo") {
+		if note, err := h.walPages(context.Background()); err != nil {
+			r.wal = fmt.Sprintf("WAL sample: %v", err)
+		} else {
+			r.wal = note
+		}
+	}
 	for w := range c {
 		r.lat = append(r.lat, lats[w]...)
 		r.errs += errs[w]
