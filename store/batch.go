@@ -105,8 +105,10 @@ type groupWriter struct {
 	// waiting counts writes handed to do and not yet taken by the writer;
 	// batches and batched count transactions run and writes in them;
 	// together counts writes applied together with others to one call;
-	// waited counts batches that waited for company (groupWait).
-	waiting, batches, batched, together, waited atomic.Int64
+	// waited counts batches that waited for company (groupWait);
+	// statements counts the statements run in batches (round trips, on
+	// PostgreSQL).
+	waiting, batches, batched, together, waited, statements atomic.Int64
 }
 
 // errStoreClosed answers a write submitted after Close.
@@ -250,7 +252,7 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 		}
 		return
 	}
-	w := &txn{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}}
+	w := &txn{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}, statements: &g.statements}
 	if g.begin != nil {
 		if err := g.begin(ctx, w); err != nil {
 			_ = tx.Rollback()
@@ -477,6 +479,15 @@ type txn struct {
 	// committed since the writer's last transaction: the whole calls in
 	// the child cache are then exactly what is stored (see beginBatch).
 	exclusive bool
+	// statements, when not nil, counts the statements run in w.
+	statements *atomic.Int64
+}
+
+// counted adds a statement to w's count.
+func (w *txn) counted() {
+	if w.statements != nil {
+		w.statements.Add(1)
+	}
 }
 
 // roomStored notes that c is stored with its room.
@@ -528,6 +539,7 @@ func (w *txn) inSavepoint(ctx context.Context, fn func(ctx context.Context, w *t
 // prepared statements (SQLite, where parsing is a large share of a small
 // statement's cost; pgx caches statements by itself).
 func (w *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	w.counted()
 	if st := w.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -535,6 +547,7 @@ func (w *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 }
 
 func (w *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	w.counted()
 	if st := w.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -542,6 +555,7 @@ func (w *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql
 }
 
 func (w *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	w.counted()
 	if st := w.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

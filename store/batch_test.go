@@ -530,24 +530,7 @@ func TestApplyCallsOfManyCallsTogether(t *testing.T) {
 
 func testApplyCallsOfManyCalls(t *testing.T, engine string, refuse bool, callsN, perCall int) {
 	s, reopenStore := openEngine(t, engine)
-	// PostgreSQL routes writes to one of several writers by call id: the
-	// calls of the test are ones that share the gate's writer.
-	g := s.writer("gate")
-	var ids []string
-	for i := 0; len(ids) < callsN; i++ {
-		if id := fmt.Sprintf("c%d", i); s.writer(id) == g {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range append(slices.Clone(ids), "gate") {
-		n := 2
-		if id == "gate" {
-			n = 0
-		}
-		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, n), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	g, ids := callsBehindGate(t, s, callsN, 2)
 	release := holdWriter(t, s, "gate")
 	defer release()
 	togetherBefore := g.together.Load()
@@ -658,6 +641,30 @@ func testApplyCallsOfManyCalls(t *testing.T, engine string, refuse bool, callsN,
 			}
 		}
 	}
+}
+
+// callsBehindGate creates a call "gate" (for holdWriter) and n calls of
+// roster people each that share its group writer (PostgreSQL routes
+// writes to one of several writers by call id), and returns that writer
+// and the n calls' ids.
+func callsBehindGate(t *testing.T, s *SQL, n, roster int) (*groupWriter, []string) {
+	t.Helper()
+	g := s.writer("gate")
+	var ids []string
+	for i := 0; len(ids) < n; i++ {
+		if id := fmt.Sprintf("c%d", i); s.writer(id) == g {
+			ids = append(ids, id)
+		}
+	}
+	if _, _, err := s.CreateCall(t.Context(), rosterCall("gate", 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, roster), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g, ids
 }
 
 // A redelivery that arrives in a later batch, among new deliveries for the
@@ -823,5 +830,56 @@ func TestGroupCommitWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 	}
 	if g.waited.Load() != waited {
 		t.Fatal("a lone write on an idle writer waited for company")
+	}
+}
+
+// TestPostgresBatchLocksCallsInOneStatement checks that a batch of
+// provider events over many calls costs PostgreSQL a number of statements
+// (round trips) that does not grow with the calls: their rows are locked
+// in one statement and their surfaces read in another, where each call
+// took two of its own. The changes must all be applied, as in
+// TestApplyCallsOfManyCallsTogether.
+func TestPostgresBatchLocksCallsInOneStatement(t *testing.T) {
+	const callsN = 16
+	s, reopenStore := openEngine(t, EnginePostgres)
+	g, ids := callsBehindGate(t, s, callsN, 2)
+	release := holdWriter(t, s, "gate")
+	defer release()
+	var wg sync.WaitGroup
+	errs := make([]error, callsN)
+	for i, id := range ids {
+		wg.Go(func() {
+			mark := &calls.DeliveryMark{Source: "p", ID: id + "-m", At: time.Now()}
+			errs[i] = s.ApplyCall(t.Context(), id, mark, join("newcomer", 100))
+		})
+	}
+	waitQueuedOn(t, g, callsN)
+	// Counted from here: the rest of the held write (which changes
+	// nothing), then the batch of the queued changes.
+	batches, statements := g.batches.Load(), g.statements.Load()
+	release()
+	wg.Wait()
+	if n := g.batches.Load() - batches; n != 1 {
+		t.Fatalf("the queued changes ran in %d batches, want 1", n)
+	}
+	n := g.statements.Load() - statements
+	t.Logf("%d statements for a batch over %d calls", n, callsN)
+	if n >= callsN {
+		t.Errorf("a batch over %d calls ran %d statements, want fewer than one per call", callsN, n)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("change of %s: %v", ids[i], err)
+		}
+	}
+	r := reopenStore()
+	for _, id := range ids {
+		got, err := r.GetCall(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Participants) != 3 || got.Version != 2 {
+			t.Errorf("%s: %d participants at version %d, want 3 at version 2", id, len(got.Participants), got.Version)
+		}
 	}
 }
