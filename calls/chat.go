@@ -58,7 +58,15 @@ type ChatRequest struct {
 	// request cannot be sent again within the signature's time window.
 	// Empty when the platform signs nothing per request.
 	ReplayKey string
-	User      ChatUser
+	// Replay, when set, is the request's replay mark (from ReplayKey), left
+	// by the intake for RunChat to record: a command that starts a call
+	// records it in the transaction that stores the call, so that the
+	// command is one write; any other outcome records it on its own
+	// (Store.MarkOnce) before RunChat returns. Either way a replay gets an
+	// error wrapping ErrDuplicateDelivery. Nil: the intake recorded the
+	// mark itself, or there is none.
+	Replay *DeliveryMark
+	User   ChatUser
 	// Surface is the conversation the request came from; the intake sets
 	// its Chat to the configured name.
 	Surface Surface

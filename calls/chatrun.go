@@ -18,6 +18,14 @@ func (s *Service) RunChat(ctx context.Context, chat string, req ChatRequest) Cha
 	surface := req.Surface
 	surface.Chat = chat
 	surface.Delivery = SurfaceDelivery{MessageRef: req.MessageRef}
+	// A request that may start a call records its replay mark with the
+	// call (startCall); any other records it before it does anything.
+	if req.Replay != nil && (req.Command == nil || req.Command.Kind != CommandStart) {
+		if err := s.markReplay(ctx, *req.Replay); err != nil {
+			return ChatOutcome{Err: err}
+		}
+		req.Replay = nil
+	}
 	switch {
 	case req.Command != nil:
 		return s.runCommand(ctx, actor, surface, req)
@@ -55,12 +63,48 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 		}
 		return ChatOutcome{Call: ended}
 	}
-	mentions, notices, err := s.ringable(ctx, actor.Chat, cmd.Mentions)
-	if err != nil {
+	return s.startCall(ctx, actor, surface, req)
+}
+
+// startCall runs a command that starts a call (or offers the live one),
+// and records req.Replay: with the call it creates, or on its own when it
+// creates none. Nothing it does before that has an effect, so a replay is
+// refused having changed nothing.
+func (s *Service) startCall(ctx context.Context, actor Actor, surface Surface, req ChatRequest) ChatOutcome {
+	out, marked := s.startCallUnmarked(ctx, actor, surface, req)
+	if req.Replay == nil || marked {
+		return out
+	}
+	if err := s.markReplay(ctx, *req.Replay); err != nil {
 		return ChatOutcome{Err: err}
 	}
+	return out
+}
+
+// markReplay records a chat request's replay mark on its own; a mark
+// recorded before gives an error wrapping ErrDuplicateDelivery.
+func (s *Service) markReplay(ctx context.Context, mark DeliveryMark) error {
+	fresh, err := s.cfg.Store.MarkOnce(ctx, mark)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return fmt.Errorf("chat request %s from %s: %w", mark.ID, mark.Source, ErrDuplicateDelivery)
+	}
+	return nil
+}
+
+// startCallUnmarked is startCall but for a replay mark it did not record
+// with a call: marked reports whether req.Replay was recorded (or found
+// recorded before, which the outcome's ErrDuplicateDelivery says).
+func (s *Service) startCallUnmarked(ctx context.Context, actor Actor, surface Surface, req ChatRequest) (out ChatOutcome, marked bool) {
+	cmd := req.Command
+	mentions, notices, err := s.ringable(ctx, actor.Chat, cmd.Mentions)
+	if err != nil {
+		return ChatOutcome{Err: err}, false
+	}
 	if len(cmd.Mentions) > 0 && len(mentions) == 0 {
-		return ChatOutcome{Notices: notices, Err: fmt.Errorf("%w: the people you mentioned asked not to be rung by name", ErrInvalidInput)}
+		return ChatOutcome{Notices: notices, Err: fmt.Errorf("%w: the people you mentioned asked not to be rung by name", ErrInvalidInput)}, false
 	}
 	members := make([]Member, 0, len(mentions))
 	surfaces := []Surface{surface}
@@ -83,19 +127,19 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 		switch {
 		case err == nil && !latest.State.Terminal():
 			if err := Authorize(actor, &latest, ActionView); err != nil {
-				return ChatOutcome{Err: err}
+				return ChatOutcome{Err: err}, false
 			}
-			return ChatOutcome{Call: latest}
+			return ChatOutcome{Call: latest}, false
 		case err == nil:
 			id = successorID(surface.Key(), latest.ID)
 		case errors.Is(err, ErrNotFound):
 			id = successorID(surface.Key(), "")
 		default:
-			return ChatOutcome{Err: err}
+			return ChatOutcome{Err: err}, false
 		}
 	}
 	guests := true
-	call, created, err := s.Create(ctx, actor, CreateRequest{
+	call, created, marked, err := s.create(ctx, actor, CreateRequest{
 		// A platform that repeats a delivery repeats its id: deriving the
 		// call id from it (or from the conversation) makes the repeat find
 		// the call it created.
@@ -103,8 +147,9 @@ func (s *Service) runCommand(ctx context.Context, actor Actor, surface Surface, 
 		Type: string(cmd.Type), Provider: cmd.Provider, Title: cmd.Title,
 		Members: members, Ring: len(members) > 0, Guests: &guests,
 		Surfaces: surfaces, RoomName: roomName(req.RoomStrategy, surface, actor),
+		Replay: req.Replay,
 	})
-	return ChatOutcome{Call: call, Created: created, Err: err, Notices: notices}
+	return ChatOutcome{Call: call, Created: created, Err: err, Notices: notices}, marked
 }
 
 // ringable drops the mentions of people who opted out of being rung, and

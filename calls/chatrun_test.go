@@ -2,7 +2,10 @@ package calls_test
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,5 +115,97 @@ func TestChatStartAdoptsTheCommandMessage(t *testing.T) {
 	c, _ := f.svc.Get(context.Background(), out.Call.ID)
 	if len(c.Surfaces) != 1 || c.Surfaces[0].Delivery.MessageRef != "cmd-msg-1" || c.Surfaces[0].Delivery.Shown != 0 {
 		t.Fatalf("surfaces %+v", c.Surfaces)
+	}
+}
+
+// writeCounter counts the store's write transactions a chat request asks
+// for, and the replay marks among them.
+type writeCounter struct {
+	*store.SQL
+	creates, marksAlone, updates atomic.Int64
+	marked                       atomic.Int64 // creates that carried a mark
+}
+
+func (s *writeCounter) CreateCall(ctx context.Context, c calls.Call, evs []calls.Event, mark *calls.DeliveryMark) (calls.Call, bool, error) {
+	s.creates.Add(1)
+	if mark != nil {
+		s.marked.Add(1)
+	}
+	return s.SQL.CreateCall(ctx, c, evs, mark)
+}
+
+func (s *writeCounter) MarkOnce(ctx context.Context, m calls.DeliveryMark) (bool, error) {
+	s.marksAlone.Add(1)
+	return s.SQL.MarkOnce(ctx, m)
+}
+
+func (s *writeCounter) UpdateCall(ctx context.Context, id string, mark *calls.DeliveryMark, change func(*calls.Call) ([]calls.Event, error)) (calls.Call, error) {
+	s.updates.Add(1)
+	return s.SQL.UpdateCall(ctx, id, mark, change)
+}
+
+func (s *writeCounter) writes() int64 {
+	return s.creates.Load() + s.marksAlone.Load() + s.updates.Load()
+}
+
+// TestChatReplayMarkRidesOnTheCreate: a /call that starts a call is one
+// store write, its replay mark recorded with the call; every other outcome
+// records the mark on its own before anything else; and a replay, on any
+// path, is refused having changed nothing.
+func TestChatReplayMarkRidesOnTheCreate(t *testing.T) {
+	base := newFixture(t, calls.ServiceConfig{})
+	counter := &writeCounter{SQL: base.store}
+	svc, err := calls.NewService(calls.ServiceConfig{Store: counter, Providers: map[string]calls.Provider{"p": base.provider}, DefaultProvider: "p", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	signed := func(text, sig string) calls.ChatRequest {
+		req := chatStart(text)
+		req.Replay = &calls.DeliveryMark{Source: "replay:acme", ID: sig, At: time.Now()}
+		return req
+	}
+	steps := []struct {
+		name        string
+		req         calls.ChatRequest
+		wantErr     error // nil: no error
+		wantCreated bool
+		writes      int64 // store write transactions
+		alone       int64 // of them, marks on their own
+	}{
+		{"a /call that starts a call is one write", signed("/call Standup", "s1"), nil, true, 1, 0},
+		{"its replay, while the call is live, writes nothing", signed("/call Standup", "s1"), calls.ErrDuplicateDelivery, false, 1, 1},
+		{"another /call finds the live call and marks alone", signed("/call", "s2"), nil, false, 1, 1},
+		{"a /call end marks first, then ends", signed("/call end", "s3"), nil, false, 2, 1},
+		{"a /call end replayed changes nothing", signed("/call end", "s3"), calls.ErrDuplicateDelivery, false, 1, 1},
+		{"the first /call replayed after the end is still a replay", signed("/call Standup", "s1"), calls.ErrDuplicateDelivery, false, 1, 0},
+		{"/call ring off marks first", signed("/call ring off", "s4"), nil, false, 1, 1},
+		{"and its replay is refused", signed("/call ring on", "s4"), calls.ErrDuplicateDelivery, false, 1, 1},
+	}
+	for _, s := range steps {
+		before, aloneBefore := counter.writes(), counter.marksAlone.Load()
+		callsBefore, _ := counter.CountByState(ctx)
+		out := svc.RunChat(ctx, "acme", s.req)
+		switch {
+		case s.wantErr == nil && out.Err != nil, s.wantErr != nil && !errors.Is(out.Err, s.wantErr):
+			t.Fatalf("%s: err %v, want %v", s.name, out.Err, s.wantErr)
+		case out.Created != s.wantCreated:
+			t.Fatalf("%s: created %v, want %v", s.name, out.Created, s.wantCreated)
+		}
+		if got := counter.writes() - before; got != s.writes {
+			t.Errorf("%s: %d store writes, want %d", s.name, got, s.writes)
+		}
+		if got := counter.marksAlone.Load() - aloneBefore; got != s.alone {
+			t.Errorf("%s: %d marks on their own, want %d", s.name, got, s.alone)
+		}
+		if s.wantErr != nil {
+			after, _ := counter.CountByState(ctx)
+			if !maps.Equal(after, callsBefore) {
+				t.Errorf("%s: a refused request changed the calls: %v, then %v", s.name, callsBefore, after)
+			}
+		}
+	}
+	if n := counter.marked.Load(); n < 2 {
+		t.Errorf("%d creates carried the request's mark, want every create", n)
 	}
 }

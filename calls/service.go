@@ -133,6 +133,11 @@ type CreateRequest struct {
 	// RoomName, when set, is the provider room name to ask for (see
 	// RoomRequest.Name).
 	RoomName string
+	// Replay, when set, is the replay mark of the signed chat request that
+	// asks for the call: it is recorded in the transaction that stores
+	// the call (see Store.CreateCall), and the create fails with
+	// ErrDuplicateDelivery when it was recorded before.
+	Replay *DeliveryMark
 }
 
 // MaxTitleLength bounds titles so they fit on every chat card.
@@ -149,13 +154,21 @@ const MaxTitleLength = 200
 // the request's surfaces when the actor may show the call elsewhere; a
 // refused request writes nothing and describes nothing.
 func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (Call, bool, error) {
+	stored, created, _, err := s.create(ctx, actor, req)
+	return stored, created, err
+}
+
+// create is Create, also reporting whether req.Replay is recorded: by
+// this create's transaction, or before it (the error then wraps
+// ErrDuplicateDelivery).
+func (s *Service) create(ctx context.Context, actor Actor, req CreateRequest) (stored Call, created, marked bool, err error) {
 	call, events, err := s.newCall(ctx, actor, req)
 	if err != nil {
-		return Call{}, false, err
+		return Call{}, false, false, err
 	}
-	stored, created, err := s.cfg.Store.CreateCall(ctx, call, events)
+	stored, created, err = s.cfg.Store.CreateCall(ctx, call, events, req.Replay)
 	if err != nil {
-		return Call{}, false, fmt.Errorf("create call %s: %w", call.ID, err)
+		return Call{}, false, errors.Is(err, ErrDuplicateDelivery), fmt.Errorf("create call %s: %w", call.ID, err)
 	}
 	if created {
 		if fn := s.created.Load(); fn != nil {
@@ -163,14 +176,14 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 		}
 		s.wake.NotifyOf(wakeTopics(&stored))
 		s.log.InfoContext(ctx, "call created", "call_id", stored.ID, "provider", stored.Provider, "type", stored.Type, "state", stored.State)
-		return stored, true, nil
+		return stored, true, true, nil
 	}
 	if err := Authorize(actor, &stored, ActionView); err != nil {
-		return Call{}, false, err
+		return Call{}, false, true, err
 	}
 	missing := slices.DeleteFunc(slices.Clone(req.Surfaces), func(sf Surface) bool { return stored.HasSurface(sf.Key()) })
 	if len(missing) == 0 {
-		return stored, false, nil
+		return stored, false, true, nil
 	}
 	stored, err = s.update(ctx, stored.ID, func(c *Call) ([]Event, error) {
 		if err := Authorize(actor, c, ActionShow); err != nil {
@@ -186,7 +199,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (C
 		c.UpdatedAt = s.now()
 		return []Event{{Kind: EventUpdated, CallID: c.ID, State: c.State, Actor: actor.UserID, Reason: "surface_added", At: c.UpdatedAt}}, nil
 	})
-	return stored, false, err
+	return stored, false, true, err
 }
 
 func (s *Service) newCall(ctx context.Context, actor Actor, req CreateRequest) (Call, []Event, error) {

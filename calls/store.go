@@ -23,7 +23,13 @@ type Store interface {
 	// not terminal, a room job due at once is stored in the same
 	// transaction. Each surface starts with Wanted = 1 (the call's first
 	// version) and Shown = 0, due at once.
-	CreateCall(ctx context.Context, c Call, events []Event) (stored Call, created bool, err error)
+	//
+	// When mark is not nil it is recorded first, in the same transaction
+	// (the replay guard of the signed request that asked for the call, so
+	// that a command is one transaction): when it was recorded before,
+	// nothing is written and the error wraps ErrDuplicateDelivery. It is
+	// recorded whether or not the call existed.
+	CreateCall(ctx context.Context, c Call, events []Event, mark *DeliveryMark) (stored Call, created bool, err error)
 
 	// GetCall returns the call with the (normalised) id, or ErrNotFound.
 	GetCall(ctx context.Context, id string) (Call, error)

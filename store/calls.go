@@ -45,7 +45,9 @@ const chunk = 500
 // returns the stored call either way. The id is normalised and the stored
 // call starts at Version 1; times are kept in UTC to the microsecond. Its
 // surfaces are due at once, and so is its room job when it has no room.
-func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event) (calls.Call, bool, error) {
+// A mark, when given, is recorded first in the same transaction (see
+// calls.Store).
+func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event, mark *calls.DeliveryMark) (calls.Call, bool, error) {
 	id, err := calls.NormalizeID(c.ID)
 	if err != nil {
 		return calls.Call{}, false, fmt.Errorf("store: create call: %w", err)
@@ -75,6 +77,11 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	err = s.write(ctx, id, func(ctx context.Context, tx *txn) error {
 		if err := s.checkAvailability(ctx, tx); err != nil {
 			return err
+		}
+		if mark != nil {
+			if err := s.insertMark(ctx, tx, *mark); err != nil {
+				return err
+			}
 		}
 		// Insert-if-absent in one statement: concurrent creators of one id
 		// wait on the primary key, and all but the first insert nothing.

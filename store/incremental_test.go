@@ -93,7 +93,7 @@ func TestJoinRewritesNoOtherRows(t *testing.T) {
 	for name, open := range engines(t) {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
-			if _, _, err := s.CreateCall(t.Context(), rosterCall("big", 50), nil); err != nil {
+			if _, _, err := s.CreateCall(t.Context(), rosterCall("big", 50), nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			roster := physical(t, s, "call_roster", "identity")
@@ -132,7 +132,7 @@ func TestSQLiteJoinWritesConstantRows(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			s := engines(t)[EngineSQLite](t)
 			c := rosterCall("big", n)
-			if _, _, err := s.CreateCall(t.Context(), c, nil); err != nil {
+			if _, _, err := s.CreateCall(t.Context(), c, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			changes := func() int64 {

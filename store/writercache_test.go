@@ -24,7 +24,7 @@ func TestWriterSeesWritesOfOtherConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, _, err := s.CreateCall(ctx, benchCall("shared"), nil); err != nil {
+	if _, _, err := s.CreateCall(ctx, benchCall("shared"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Two changes: the second starts from the cached call.
@@ -74,7 +74,7 @@ func TestWriterSeesWritesOfOtherConnections(t *testing.T) {
 func TestWriterFollowsSurfaceWritesWithoutAVersion(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openBatchStore(t)
-	if _, _, err := s.CreateCall(ctx, benchCall("card"), nil); err != nil {
+	if _, _, err := s.CreateCall(ctx, benchCall("card"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.UpdateCall(ctx, "card", nil, join("ada", 1)); err != nil {
@@ -123,7 +123,7 @@ func TestWriterRereadsOnlySurfacesAfterARecord(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openBatchStore(t)
 	for _, id := range []string{"card", "gate"} {
-		if _, _, err := s.CreateCall(ctx, benchCall(id), nil); err != nil {
+		if _, _, err := s.CreateCall(ctx, benchCall(id), nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,7 +20,9 @@ import (
 	"github.com/callgate/callgate/joinlink"
 )
 
-// ChatRunner carries out verified chat requests.
+// ChatRunner carries out verified chat requests. When a request carries a
+// replay mark (calls.ChatRequest.Replay), the runner records it, and
+// answers a replay with an error wrapping calls.ErrDuplicateDelivery.
 type ChatRunner interface {
 	RunChat(ctx context.Context, chat string, req calls.ChatRequest) calls.ChatOutcome
 }
@@ -118,6 +120,13 @@ func (h *chatIntake) handle(c echo.Context) error {
 	return err
 }
 
+// replayed refuses a signed request received before.
+func (h *chatIntake) replayed(ctx context.Context, name string) error {
+	h.outcomes.WithLabelValues(name, "replayed").Inc()
+	h.refusals.warn(ctx, refusalKey{"chat", name, "replayed"}, "chat request refused: replayed", "chat", name)
+	return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "this signed request was received before")
+}
+
 func (h *chatIntake) serve(c echo.Context) error {
 	name := c.Param("name")
 	intake, ok := h.opts.Chats[name]
@@ -142,15 +151,20 @@ func (h *chatIntake) serve(c echo.Context) error {
 	}
 	if parsed.ReplayKey != "" && h.opts.Replays != nil {
 		sum := sha256.Sum256([]byte(parsed.ReplayKey))
-		fresh, err := h.opts.Replays.MarkOnce(ctx, calls.DeliveryMark{Source: "replay:" + name, ID: hex.EncodeToString(sum[:]), At: h.opts.Now()})
-		if err != nil {
-			h.outcomes.WithLabelValues(name, "failed").Inc()
-			return err
-		}
-		if !fresh {
-			h.outcomes.WithLabelValues(name, "replayed").Inc()
-			h.refusals.warn(ctx, refusalKey{"chat", name, "replayed"}, "chat request refused: replayed", "chat", name)
-			return httpserver.NewError(http.StatusUnauthorized, "unauthenticated", "this signed request was received before")
+		mark := calls.DeliveryMark{Source: "replay:" + name, ID: hex.EncodeToString(sum[:]), At: h.opts.Now()}
+		if parsed.Reply == nil && parsed.Command != nil && parsed.Command.Kind == calls.CommandStart {
+			// The runner records it in the transaction that stores the
+			// call: a /call is one write, not two.
+			parsed.Replay = &mark
+		} else {
+			fresh, err := h.opts.Replays.MarkOnce(ctx, mark)
+			if err != nil {
+				h.outcomes.WithLabelValues(name, "failed").Inc()
+				return err
+			}
+			if !fresh {
+				return h.replayed(ctx, name)
+			}
 		}
 	}
 	if parsed.Reply != nil {
@@ -159,6 +173,9 @@ func (h *chatIntake) serve(c echo.Context) error {
 	}
 	parsed.RoomStrategy = h.opts.RoomStrategies[name]
 	out := h.opts.Runner.RunChat(ctx, name, parsed)
+	if parsed.Replay != nil && errors.Is(out.Err, calls.ErrDuplicateDelivery) {
+		return h.replayed(ctx, name)
+	}
 	if out.Call.ID != "" {
 		out.JoinURL = h.opts.Links.Stable(out.Call.ID)
 	}

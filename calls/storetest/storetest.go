@@ -44,6 +44,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"CountByState", testCountByState},
 		{"DeliveryMark", testDeliveryMark},
 		{"DeliveryMarkConcurrent", testDeliveryMarkConcurrent},
+		{"CreateWithMark", testCreateMarked},
 		{"RosterIncremental", testRosterIncremental},
 		{"StaleSeqDoesNotResurrect", testStaleSeq},
 		{"MarkWithoutRosterChangeIsStored", testMarkWithoutRosterChange},
@@ -148,7 +149,7 @@ func createdEvent(c calls.Call) calls.Event {
 
 func (h *harness) create(c calls.Call) calls.Call {
 	h.t.Helper()
-	stored, created, err := h.s.CreateCall(h.t.Context(), c, []calls.Event{createdEvent(c)})
+	stored, created, err := h.s.CreateCall(h.t.Context(), c, []calls.Event{createdEvent(c)}, nil)
 	if err != nil {
 		h.t.Fatalf("CreateCall(%s): %v", c.ID, err)
 	}
@@ -272,7 +273,7 @@ func testCreateGetRoundTrip(t *testing.T, h *harness) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stored, created, err := h.s.CreateCall(t.Context(), tc.call, []calls.Event{createdEvent(tc.call)})
+			stored, created, err := h.s.CreateCall(t.Context(), tc.call, []calls.Event{createdEvent(tc.call)}, nil)
 			if err != nil || !created {
 				t.Fatalf("CreateCall = created %v, err %v; want created", created, err)
 			}
@@ -300,7 +301,7 @@ func testCreateTwiceKeepsFirst(t *testing.T, h *harness) {
 	second.Title = "someone else's call"
 	second.Members = []calls.Member{{UserID: "eve", Role: calls.RoleOwner}}
 	second.Room.Name = "another-room"
-	stored, created, err := h.s.CreateCall(t.Context(), second, []calls.Event{createdEvent(second)})
+	stored, created, err := h.s.CreateCall(t.Context(), second, []calls.Event{createdEvent(second)}, nil)
 	if err != nil {
 		t.Fatalf("second CreateCall: %v", err)
 	}
@@ -324,7 +325,7 @@ func testConcurrentCreates(t *testing.T, h *harness) {
 		wg.Go(func() {
 			c := sampleCall("race")
 			c.Title = fmt.Sprintf("creator %d", i)
-			results[i], created[i], errs[i] = h.s.CreateCall(t.Context(), c, []calls.Event{createdEvent(c)})
+			results[i], created[i], errs[i] = h.s.CreateCall(t.Context(), c, []calls.Event{createdEvent(c)}, nil)
 		})
 	}
 	wg.Wait()

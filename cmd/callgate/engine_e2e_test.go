@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -430,5 +431,23 @@ func TestVoipLinkRefusedCommandsCreateNothing(t *testing.T) {
 	}
 	if _, list, _ := c.do("GET", "/v1/calls", nil); len(list["calls"].([]any)) != 1 {
 		t.Fatalf("calls after a replay: %v", list["calls"])
+	}
+	// A command that creates a call records its replay mark with the
+	// call: the same signed request sent twice at once creates one call,
+	// and the other copy is refused as a replay.
+	fresh := []byte(`{"conversation_id":"c-2","sender":"ada","text":"/call new Retro"}`)
+	sig := voiplink.Sign([]byte(e2eAppSecret), now, fresh)
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() { codes[i] = send(fresh, now, sig) })
+	}
+	wg.Wait()
+	slices.Sort(codes)
+	if codes[0] != 200 || codes[1] != 401 {
+		t.Fatalf("one signed /call sent twice at once: %v, want one 200 and one 401", codes)
+	}
+	if _, list, _ := c.do("GET", "/v1/calls", nil); len(list["calls"].([]any)) != 2 {
+		t.Fatalf("calls after a concurrent replay: %v", list["calls"])
 	}
 }
