@@ -180,9 +180,10 @@ type RoomIndex interface {
 // is what keeps a storm of provider events on one busy call from costing a
 // roster copy each.
 //
-// ApplyCall follows UpdateCall's rules, and one more: change may be run
+// ApplyCall follows UpdateCall's rules, and two more: change may be run
 // more than once (its earlier runs discarded), so it must not keep state
-// between runs.
+// between runs; and it must not keep c, or anything c holds, once it has
+// returned: the store keeps the changed call itself, without a copy.
 type CallApplier interface {
 	ApplyCall(ctx context.Context, id string, mark *DeliveryMark, change func(*Call) ([]Event, error)) error
 }

@@ -481,6 +481,21 @@ type txn struct {
 	exclusive bool
 	// statements, when not nil, counts the statements run in w.
 	statements *atomic.Int64
+	// owned holds, by id, the calls in current that no one but this
+	// transaction holds: a batch's own copy of a call it changed, made
+	// for the change and handed to no caller (applyGroup). The cache
+	// keeps such a call without copying it; an entry counts only while
+	// current holds that very call.
+	owned map[string]*calls.Call
+}
+
+// own records c, which only w holds, as the call id now stands in w.
+func (w *txn) own(id string, c *calls.Call) {
+	if w.owned == nil {
+		w.owned = map[string]*calls.Call{}
+	}
+	w.current[id] = c
+	w.owned[id] = c
 }
 
 // counted adds a statement to w's count.
@@ -675,8 +690,12 @@ func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context
 // (those whose surfaces it wrote afterwards, with their surfaces marked
 // stale), and drops the rooms whose call it may have changed.
 func (s *SQL) remember(w *txn) {
-	for _, c := range w.current {
-		s.children.put(c)
+	for id, c := range w.current {
+		if w.owned[id] == c {
+			s.children.adopt(c)
+		} else {
+			s.children.put(c)
+		}
 	}
 	for id, c := range w.surfaced {
 		if _, ok := w.current[id]; ok {

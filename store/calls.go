@@ -592,7 +592,9 @@ func (s *SQL) applyGroup(ctx context.Context, tx *txn, ops []*writeOp, fresh map
 	if err := s.writeCall(ctx, tx, &cur, &next, evs); err != nil {
 		return false
 	}
-	tx.current[id] = &next
+	// next is this batch's own copy: the changes (ApplyCall's) keep
+	// nothing of it, and no caller gets it.
+	tx.own(id, &next)
 	return true
 }
 

@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -18,15 +18,7 @@ import (
 // it bumped nor writes back what it replaced.
 func TestWriterSeesWritesOfOtherConnections(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "calls.db")
-	s, err := OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, _, err := s.CreateCall(ctx, benchCall("shared"), nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, path := openWithCall(t, "shared")
 	// Two changes: the second starts from the cached call.
 	for i, who := range []string{"ada", "bob"} {
 		if _, err := s.UpdateCall(ctx, "shared", nil, join(who, int64(i+1))); err != nil {
@@ -215,4 +207,69 @@ func TestWriterRereadsOnlySurfacesAfterARecord(t *testing.T) {
 	if len(want.Participants) != 4 {
 		t.Fatalf("stored %d participants, want ada, bob, cy and dee", len(want.Participants))
 	}
+}
+
+// TestWriterKeepsAppliedCallsWithoutACopy: a call changed by ApplyCall is
+// kept by the cache as the batch left it (no copy), and nothing a caller
+// does with what the store returns — GetCall's and UpdateCall's calls,
+// changed in place — reaches the kept call or the next change.
+func TestWriterKeepsAppliedCallsWithoutACopy(t *testing.T) {
+	ctx := context.Background()
+	s, path := openWithCall(t, "kept")
+	if err := s.ApplyCall(ctx, "kept", nil, join("ada", 1)); err != nil {
+		t.Fatal(err)
+	}
+	kept, _, ok := s.children.getCall("kept")
+	if !ok || len(kept.Participants) != 1 || kept.Participants[0].Identity != "ada" {
+		t.Fatalf("the applied call is not kept as committed: %+v, %v", kept, ok)
+	}
+	// What callers get is theirs to change.
+	got, err := s.GetCall(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Participants[0].Name = "changed by a reader"
+	got.Seqs["intruder"] = calls.RosterMark{Seq: 99, Present: true}
+	updated, err := s.UpdateCall(ctx, "kept", nil, join("bob", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	updated.Participants[0].Name = "changed by a writer's caller"
+	updated.Seqs["intruder"] = calls.RosterMark{Seq: 99, Present: true}
+	if err := s.ApplyCall(ctx, "kept", nil, join("cy", 3)); err != nil {
+		t.Fatal(err)
+	}
+	final, err := s.GetCall(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(final.Participants) != 3 || final.Version != 4 {
+		t.Fatalf("after the changes: %d participants at version %d, want 3 at 4", len(final.Participants), final.Version)
+	}
+	for _, p := range final.Participants {
+		if p.Name != "" {
+			t.Errorf("a caller's edit reached the stored call: %+v", p)
+		}
+	}
+	if _, ok := final.Seqs["intruder"]; ok {
+		t.Errorf("a caller's edit of the marks reached the stored call")
+	}
+	fromDisk, err := reopen(t, s, path).GetCall(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(final, fromDisk) {
+		t.Errorf("the cached call differs from the stored one:\n%+v\n%+v", final, fromDisk)
+	}
+}
+
+// openWithCall opens a SQLite store in a fresh file, closed when the test
+// ends, with one call (benchCall(id)) in it, and returns it and its path.
+func openWithCall(t *testing.T, id string) (*SQL, string) {
+	t.Helper()
+	s, path := openBatchStore(t)
+	if _, _, err := s.CreateCall(t.Context(), benchCall(id), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return s, path
 }
