@@ -242,28 +242,39 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	g.batched.Add(int64(len(live)))
 	// The transaction belongs to the batch, not to any one request.
 	ctx := context.Background()
-	if g.stmts != nil {
-		g.stmts.prepareWanted(ctx)
-	}
-	tx, err := g.db.BeginTx(ctx, nil)
+	units := coalescable(live)
+	w, err := g.open(ctx)
 	if err != nil {
 		for _, op := range live {
-			op.err = fmt.Errorf("store: begin: %w", err)
+			op.err = err
 		}
 		return
 	}
-	w := &txn{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}, statements: &g.statements}
-	if g.begin != nil {
-		if err := g.begin(ctx, w); err != nil {
-			_ = tx.Rollback()
-			g.onFailure(w)
+	// A batch of nothing but changes to calls (provider events) is run
+	// all together with no savepoint around it: on PostgreSQL a
+	// savepoint and its release are two round trips per batch. Should it
+	// fail, the whole transaction is rolled back (it holds nothing else,
+	// and nothing of it was committed or cached), and the batch runs
+	// again in a new one the careful way, each call's group under a
+	// savepoint of its own.
+	wholeFailed := false
+	if g.coalesce != nil && len(live) > 1 && onlyApplies(units) {
+		if g.coalesce(ctx, w, applyGroups(units)) {
+			g.together.Add(int64(len(live)))
+			return g.finish(w, live)
+		}
+		_ = w.tx.Rollback()
+		for _, op := range live {
+			op.err = nil
+		}
+		if w, err = g.open(ctx); err != nil {
 			for _, op := range live {
 				op.err = err
 			}
 			return
 		}
+		wholeFailed = true
 	}
-	units := coalescable(live)
 	// A batch of one needs no savepoint: its failure rolls back the whole
 	// transaction, which holds nothing else.
 	solo := len(units) == 1 && len(units[0]) == 1
@@ -280,13 +291,13 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 				continue
 			}
 			appliesRun = true
-			err = g.runApplies(ctx, w, applyGroups(units))
+			err = g.runApplies(ctx, w, applyGroups(units), wholeFailed)
 		default: // a write of its own, or applies to one call with no coalesce
 			err = runEach(w, unit)
 		}
 		if err != nil {
 			// The transaction cannot go on: nothing of it is stored.
-			_ = tx.Rollback()
+			_ = w.tx.Rollback()
 			g.onFailure(w)
 			for _, u := range units {
 				for _, o := range u {
@@ -296,6 +307,43 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 			return
 		}
 	}
+	return g.finish(w, live)
+}
+
+// open begins a batch's transaction and runs the begin hook in it.
+func (g *groupWriter) open(ctx context.Context) (*txn, error) {
+	if g.stmts != nil {
+		g.stmts.prepareWanted(ctx)
+	}
+	tx, err := g.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: begin: %w", err)
+	}
+	w := &txn{tx: tx, stmts: g.stmts, current: map[string]*calls.Call{}, statements: &g.statements}
+	if g.begin != nil {
+		if err := g.begin(ctx, w); err != nil {
+			_ = tx.Rollback()
+			g.onFailure(w)
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// onlyApplies reports whether every unit of a batch is changes to a call.
+func onlyApplies(units [][]*writeOp) bool {
+	for _, u := range units {
+		if u[0].apply == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// finish commits w with the writes of live that succeeded, and returns
+// those put off to the next batch.
+func (g *groupWriter) finish(w *txn, live []*writeOp) (retry []*writeOp) {
+	tx := w.tx
 	var stored []*writeOp
 	for _, op := range live {
 		switch {
@@ -330,13 +378,17 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 // wrote is rolled back and each call's group runs on its own: together
 // when it can, one change at a time (each in a savepoint) when it cannot.
 // It returns an error only when the transaction is broken.
-func (g *groupWriter) runApplies(ctx context.Context, w *txn, groups [][]*writeOp) error {
+func (g *groupWriter) runApplies(ctx context.Context, w *txn, groups [][]*writeOp, wholeFailed bool) error {
 	if len(groups) == 1 && len(groups[0]) == 1 {
 		return runEach(w, groups[0])
 	}
-	together, err := g.tryTogether(ctx, w, groups)
-	if err != nil || together {
-		return err
+	// wholeFailed: the caller ran them all together already, and that
+	// failed.
+	if !wholeFailed {
+		together, err := g.tryTogether(ctx, w, groups)
+		if err != nil || together {
+			return err
+		}
 	}
 	for _, group := range groups {
 		// A group of several, when the whole failed: alone it may not.
