@@ -836,53 +836,69 @@ func TestGroupCommitWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 // TestPostgresBatchLocksCallsInOneStatement checks that a batch of
 // provider events over many calls costs PostgreSQL a number of statements
 // (round trips) that does not grow with the calls: their rows are locked
-// in one statement and their surfaces read in another, where each call
-// took two of its own. The changes must all be applied, as in
-// TestApplyCallsOfManyCallsTogether.
+// in one statement and their surfaces (the cache holding the rest) or
+// their children (a cold cache, three statements) read in one query per
+// table, where each call took two or more of its own. The changes must
+// all be applied, as in TestApplyCallsOfManyCallsTogether.
 func TestPostgresBatchLocksCallsInOneStatement(t *testing.T) {
 	const callsN = 16
-	s, reopenStore := openEngine(t, EnginePostgres)
-	g, ids := callsBehindGate(t, s, callsN, 2)
-	release := holdWriter(t, s, "gate")
-	defer release()
-	var wg sync.WaitGroup
-	errs := make([]error, callsN)
-	for i, id := range ids {
-		wg.Go(func() {
-			mark := &calls.DeliveryMark{Source: "p", ID: id + "-m", At: time.Now()}
-			errs[i] = s.ApplyCall(t.Context(), id, mark, join("newcomer", 100))
+	for _, tc := range []struct {
+		name string
+		cold bool
+		// One for the marks, one for the locks, the children's reads,
+		// four for the rows (calls, roster, events, surface bumps), and
+		// no savepoint: the batch holds nothing but provider events.
+		want int64
+	}{
+		{"children cached", false, 1 + 1 + 1 + 4},
+		{"cache cold", true, 1 + 1 + 3 + 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, reopenStore := openEngine(t, EnginePostgres)
+			g, ids := callsBehindGate(t, s, callsN, 2)
+			if tc.cold {
+				s = reopenStore()
+				g = s.writer("gate")
+			}
+			release := holdWriter(t, s, "gate")
+			defer release()
+			var wg sync.WaitGroup
+			errs := make([]error, callsN)
+			for i, id := range ids {
+				wg.Go(func() {
+					mark := &calls.DeliveryMark{Source: "p", ID: id + "-m", At: time.Now()}
+					errs[i] = s.ApplyCall(t.Context(), id, mark, join("newcomer", 100))
+				})
+			}
+			waitQueuedOn(t, g, callsN)
+			// Counted from here: the rest of the held write (which
+			// changes nothing), then the batch of the queued changes.
+			batches, statements := g.batches.Load(), g.statements.Load()
+			release()
+			wg.Wait()
+			if n := g.batches.Load() - batches; n != 1 {
+				t.Fatalf("the queued changes ran in %d batches, want 1", n)
+			}
+			n := g.statements.Load() - statements
+			t.Logf("%d statements for a batch over %d calls", n, callsN)
+			if n > tc.want {
+				t.Errorf("a batch over %d calls ran %d statements, want %d: one round trip per kind of row, not per call, and no savepoint", callsN, n, tc.want)
+			}
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("change of %s: %v", ids[i], err)
+				}
+			}
+			r := reopenStore()
+			for _, id := range ids {
+				got, err := r.GetCall(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got.Participants) != 3 || got.Version != 2 {
+					t.Errorf("%s: %d participants at version %d, want 3 at version 2", id, len(got.Participants), got.Version)
+				}
+			}
 		})
-	}
-	waitQueuedOn(t, g, callsN)
-	// Counted from here: the rest of the held write (which changes
-	// nothing), then the batch of the queued changes.
-	batches, statements := g.batches.Load(), g.statements.Load()
-	release()
-	wg.Wait()
-	if n := g.batches.Load() - batches; n != 1 {
-		t.Fatalf("the queued changes ran in %d batches, want 1", n)
-	}
-	n := g.statements.Load() - statements
-	t.Logf("%d statements for a batch over %d calls", n, callsN)
-	// One for the marks, two for the calls' locks and surfaces, four for
-	// the rows (calls, roster, events, surface bumps), and no savepoint:
-	// the batch holds nothing but provider events.
-	if n > 7 {
-		t.Errorf("a batch over %d calls ran %d statements, want 7: one round trip per kind of row, not per call, and no savepoint", callsN, n)
-	}
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("change of %s: %v", ids[i], err)
-		}
-	}
-	r := reopenStore()
-	for _, id := range ids {
-		got, err := r.GetCall(t.Context(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got.Participants) != 3 || got.Version != 2 {
-			t.Errorf("%s: %d participants at version %d, want 3 at version 2", id, len(got.Participants), got.Version)
-		}
 	}
 }

@@ -389,11 +389,11 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) b
 	if err != nil {
 		return false
 	}
-	// Rows are collected when there are several calls to share the
-	// statements: one call's rows are written as its change makes them.
 	if err := s.lockCalls(ctx, tx, groups); err != nil {
 		return false
 	}
+	// Rows are collected when there are several calls to share the
+	// statements: one call's rows are written as its change makes them.
 	d := &deferredWrites{rows: len(groups) > 1}
 	tx.deferred = d
 	defer func() { tx.deferred = nil }()
@@ -407,23 +407,26 @@ func (s *SQL) applyTogether(ctx context.Context, tx *txn, groups [][]*writeOp) b
 }
 
 // lockCalls reads and locks, for a batch's applies to several calls, the
-// calls the transaction does not hold yet, in two statements for all of
+// calls the transaction does not hold yet, in a few statements for all of
 // them: their rows (locked, in id order, so that batches of two replicas
-// that share calls take their locks in the same order), then the surfaces
-// of those whose members and roster the child cache holds at the row's
-// version. Each was two round trips per call on PostgreSQL (loadCached).
-// A call missing from the cache, or from the table, is left to
-// loadForUpdate. SQLite's writer holds whole calls already (exclusive),
-// and reads cost it no round trip: it is left out.
+// that share calls take their locks in the same order), then the
+// surfaces of those whose members and roster the child cache holds at
+// the row's version, and the children of the others (loadChildren). Each
+// call was two round trips or more on PostgreSQL (loadCached). A call
+// missing from the table is left to loadForUpdate, which says so.
+// SQLite's writer holds whole calls already (exclusive), and reads cost
+// it no round trip: it is left out.
 //
-// The calls go into tx.current as read, under the savepoint of the
-// batch's applies (tryTogether), which takes them out again on failure:
-// a row lock taken under a savepoint that is rolled back is released.
+// The calls go into tx.current as read. Should the batch's applies fail,
+// what they read goes with what they wrote: the savepoint around them
+// (tryTogether) takes the calls out of tx.current again, or the whole
+// transaction is dropped (groupWriter.run); either way a row lock taken
+// since is released.
 func (s *SQL) lockCalls(ctx context.Context, tx *txn, groups [][]*writeOp) error {
-	if tx.exclusive || s.d.forUpdate == "" || len(groups) < 2 {
+	if tx.exclusive || s.d.forUpdate == "" || len(groups) < 2 || len(groups) > chunk {
 		return nil
 	}
-	var ids []string
+	var ids []any
 	for _, ops := range groups {
 		id := ops[0].apply.id
 		if _, held := tx.current[id]; held {
@@ -437,47 +440,39 @@ func (s *SQL) lockCalls(ctx context.Context, tx *txn, groups [][]*writeOp) error
 	if len(ids) < 2 {
 		return nil
 	}
-	slices.Sort(ids)
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	var cached []*calls.Call
-	err := s.eachRow(ctx, tx, selectCalls+` WHERE id IN (`+marks(len(ids))+`) ORDER BY id`+s.d.forUpdate, args, func(r *sql.Rows) error {
+	slices.SortFunc(ids, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
+	cached := map[string]*calls.Call{}
+	var cachedIDs []any
+	var uncached []*calls.Call
+	err := s.eachRow(ctx, tx, selectCalls+` WHERE id IN (`+marks(len(ids))+`) ORDER BY id`+s.d.forUpdate, ids, func(r *sql.Rows) error {
 		c, err := scanCall(r)
 		if err != nil {
 			return err
 		}
 		if e, ok := s.children.get(c.ID, c.Version); ok {
 			c.Members, c.Participants, c.Seqs = e.members, e.participants, e.seqs
-			cached = append(cached, &c)
+			cached[c.ID] = &c
+			cachedIDs = append(cachedIDs, c.ID)
+		} else {
+			uncached = append(uncached, &c)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: lock %d calls: %w", len(ids), err)
 	}
-	if len(cached) == 0 {
-		return nil
-	}
-	byID := make(map[string]*calls.Call, len(cached))
-	args = args[:0]
-	for _, c := range cached {
-		byID[c.ID] = c
-		args = append(args, c.ID)
-	}
-	err = s.eachRow(ctx, tx, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id IN (`+marks(len(args))+`) ORDER BY call_id, pos`, args, func(r *sql.Rows) error {
-		id, sf, err := scanSurface(r)
-		if err != nil {
+	if len(cachedIDs) > 0 {
+		if err := s.loadSurfaces(ctx, tx, cached, cachedIDs); err != nil {
 			return err
 		}
-		byID[id].Surfaces = append(byID[id].Surfaces, sf)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: read the surfaces of %d calls: %w", len(args), err)
+	}
+	if err := s.loadChildren(ctx, tx, uncached); err != nil {
+		return err
 	}
 	for _, c := range cached {
+		tx.current[c.ID] = c
+	}
+	for _, c := range uncached {
 		tx.current[c.ID] = c
 	}
 	return nil

@@ -76,7 +76,13 @@ func (s *SQL) loadChildrenChunk(ctx context.Context, q querier, cs []*calls.Call
 	if err != nil {
 		return fmt.Errorf("store: read call roster: %w", err)
 	}
-	err = s.eachRow(ctx, q, `SELECT `+surfaceCols+` FROM call_surfaces`+in+`pos`, ids, func(r *sql.Rows) error {
+	return s.loadSurfaces(ctx, q, byID, ids)
+}
+
+// loadSurfaces fills in the surfaces of the calls in byID, whose ids are
+// ids (at most chunk of them), with one query.
+func (s *SQL) loadSurfaces(ctx context.Context, q querier, byID map[string]*calls.Call, ids []any) error {
+	err := s.eachRow(ctx, q, `SELECT `+surfaceCols+` FROM call_surfaces WHERE call_id IN (`+marks(len(ids))+`) ORDER BY call_id, pos`, ids, func(r *sql.Rows) error {
 		id, sf, err := scanSurface(r)
 		if err != nil {
 			return err

@@ -87,7 +87,6 @@ func (cc *childCache) adopt(c *calls.Call) { cc.keep(c, false) }
 
 // keep stores full, which the cache owns from now on.
 func (cc *childCache) keep(full *calls.Call, surfacesStale bool) {
-	c := full
 	e := &cachedChildren{
 		version:       full.Version,
 		members:       full.Members,
@@ -101,7 +100,7 @@ func (cc *childCache) keep(full *calls.Call, surfacesStale bool) {
 	if cc.m == nil {
 		cc.m = map[string]*cachedChildren{}
 	}
-	cc.remove(c.ID)
+	cc.remove(full.ID)
 	if len(cc.m) >= childCacheSize || cc.weight+e.weight() > childCacheWeight {
 		// Drop an eighth, by count and by weight, in map order (random).
 		n, shed := 0, 0
@@ -113,7 +112,7 @@ func (cc *childCache) keep(full *calls.Call, surfacesStale bool) {
 			}
 		}
 	}
-	cc.m[c.ID] = e
+	cc.m[full.ID] = e
 	cc.weight += e.weight()
 }
 
