@@ -208,4 +208,9 @@ func TestChatReplayMarkRidesOnTheCreate(t *testing.T) {
 	if n := counter.marked.Load(); n < 2 {
 		t.Errorf("%d creates carried the request's mark, want every create", n)
 	}
+	// The replayed "/call ring on" (same signature as "ring off") did not
+	// switch ringing back on.
+	if out, err := counter.RingOptOuts(ctx, "acme", []string{"U1"}); err != nil || !out["U1"] {
+		t.Errorf("after a replayed /call ring on, U1 opted out = %v (%v), want still opted out", out["U1"], err)
+	}
 }

@@ -1,8 +1,9 @@
 // Command loadtest is callgate's load harness: it builds the gateway, runs
 // it as a child process on loopback with a fake chat app (a voip-link
 // callback endpoint), a slow fake provider API and a bare Echo server (a
-// child process too, as the gateway is: the ceiling), drives signed provider webhooks, slash commands and API calls at it, and
-// prints, per scenario, throughput, latency percentiles, the ratio to the
+// child process too, as the gateway is: the ceiling), drives signed
+// provider webhooks, slash commands and API calls at it, and prints, per
+// scenario, throughput, latency percentiles, the ratio to the
 // bare-Echo ceiling measured in the same run, the card edits the fake app
 // received, and lost or duplicated updates.
 //
