@@ -84,7 +84,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients")
 	flag.StringVar(&o.storeKind, "store", "sqlite", "gateway store: sqlite or postgres")
 	flag.StringVar(&o.dsn, "dsn", os.Getenv("CALLGATE_LOADTEST_DSN"), "PostgreSQL DSN for -store postgres (a fresh schema is created in it and dropped after)")
-	flag.StringVar(&o.scenarios, "scenarios", "echo,spread,hot,paced,storm,faults,kill,create,commands", "comma-separated scenarios to run, in order")
+	flag.StringVar(&o.scenarios, "scenarios", "echo,floor,spread,hot,paced,storm,faults,kill,create,commands", "comma-separated scenarios to run, in order")
 	flag.IntVar(&o.calls, "calls", 200, "calls the spread scenario spreads webhooks over")
 	flag.IntVar(&o.storm, "storm", 5000, "participant events in the storm")
 	flag.DurationVar(&o.stormWithin, "storm-within", 5*time.Second, "the storm's time budget")
@@ -269,7 +269,7 @@ rooms:
 	fmt.Printf("callgate load harness: store %s, %d clients, %s per scenario, GOMAXPROCS %d, %d CPUs, %s/%s\n",
 		o.storeKind, o.concurrency, o.duration, runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	scenarios := map[string]func() error{
-		"echo": h.echo, "spread": h.spread, "hot": h.hot, "paced": h.paced, "storm": h.storm,
+		"echo": h.echo, "floor": h.floor, "spread": h.spread, "hot": h.hot, "paced": h.paced, "storm": h.storm,
 		"commands": h.commands, "create": h.create, "faults": h.faults, "kill": h.kill,
 		"bigstore": h.bigstore, // opt-in: fills the store to a million calls
 	}
@@ -534,8 +534,13 @@ func jaasBody(room, identity string, joined bool, ts int64, key string) []byte {
 }
 
 func jaasRequest(base string, body []byte) *http.Request {
+	return signedJaaS(base, body, jaasSecret)
+}
+
+// signedJaaS is a JaaS webhook signed with secret.
+func signedJaaS(base string, body []byte, secret string) *http.Request {
 	now := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(jaasSecret))
+	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(now + "."))
 	mac.Write(body)
 	req, _ := http.NewRequest(http.MethodPost, base, bytes.NewReader(body))
@@ -853,6 +858,33 @@ func startEchoChild() (string, func(), error) {
 		return "", nil, fmt.Errorf("the echo server process did not start: %q, %v", line, err)
 	}
 	return strings.TrimSpace(line), stop, nil
+}
+
+// floor measures what the gateway costs before its store does anything:
+// webhooks it refuses (a signature made with the wrong secret: the HTTP
+// stack, the middleware, the check and a JSON error, the access line),
+// then signed webhooks of a kind it reads and ignores (a JaaS
+// CHAT_UPLOADED: all of the above, the parse and a 200, but no room lookup
+// and no write). Their ratios to the ceiling bound what a stored webhook
+// can reach on this machine: it costs the second line's work, a room
+// lookup (cached) and its share of the writer on top.
+func (h *harness) floor() error {
+	key := fmt.Sprintf("floor-%d", time.Now().UnixNano())
+	forged := h.drive("webhooks refused (bad signature)", h.o.maxRequests, h.o.concurrency, h.o.duration, 0, func(w, i int) (int, error) {
+		body := jaasBody("floor-room", fmt.Sprintf("w%d", w), i%2 == 0, int64(i), fmt.Sprintf("%s-f%d", key, i))
+		s, _, err := h.do(signedJaaS(h.url("/webhooks/providers/jitsi"), body, "not-"+jaasSecret))
+		return s, err
+	}, func(s int) bool { return s == http.StatusUnauthorized })
+	forged.ratio = true
+	ignored := h.drive("webhooks read and ignored (no write)", h.o.maxRequests, h.o.concurrency, h.o.duration, 0, func(w, i int) (int, error) {
+		body := fmt.Appendf(nil, `{"idempotencyKey":"%s-i%d","eventType":"CHAT_UPLOADED","timestamp":%d,"fqn":"loadtest/floor-room","data":{"preAuthenticatedLink":"https://example.invalid/chat"}}`,
+			key, i, i)
+		s, _, err := h.do(jaasRequest(h.url("/webhooks/providers/jitsi"), body))
+		return s, err
+	}, func(s int) bool { return s == http.StatusOK })
+	ignored.ratio = true
+	h.results = append(h.results, forged, ignored)
+	return nil
 }
 
 // webhooks drives participant events at the calls: worker w owns its
