@@ -117,12 +117,12 @@ func (s *Service) startCallUnmarked(ctx context.Context, actor Actor, surface Su
 			surfaces = append(surfaces, Surface{Chat: surface.Chat, Workspace: surface.Workspace, Channel: DirectPrefix + m})
 		}
 	}
-	id := chatCallID(actor.Chat, req.DeliveryID)
+	key := chatCallKey(actor.Chat, req.DeliveryID)
 	if !cmd.New && len(members) == 0 {
 		// One live call per conversation: a second /call offers the live
 		// one. Two people typing /call at once (on any replica) get one
-		// call: both derive the new call's id from the conversation's
-		// latest call, so both creates name the same id.
+		// call: both derive the new call's key from the conversation's
+		// latest call, so both creates name the same key.
 		latest, err := s.cfg.Store.LatestOnSurface(ctx, surface.Key())
 		switch {
 		case err == nil && !latest.State.Terminal():
@@ -131,9 +131,9 @@ func (s *Service) startCallUnmarked(ctx context.Context, actor Actor, surface Su
 			}
 			return ChatOutcome{Call: latest}, false
 		case err == nil:
-			id = successorID(surface.Key(), latest.ID)
+			key = successorKey(surface.Key(), latest.ID)
 		case errors.Is(err, ErrNotFound):
-			id = successorID(surface.Key(), "")
+			key = successorKey(surface.Key(), "")
 		default:
 			return ChatOutcome{Err: err}, false
 		}
@@ -141,9 +141,9 @@ func (s *Service) startCallUnmarked(ctx context.Context, actor Actor, surface Su
 	guests := true
 	call, created, marked, err := s.create(ctx, actor, CreateRequest{
 		// A platform that repeats a delivery repeats its id: deriving the
-		// call id from it (or from the conversation) makes the repeat find
-		// the call it created.
-		ID:   id,
+		// call's key from it (or from the conversation) makes the repeat
+		// find the call it created. The id itself is a new one (NewID).
+		Key:  key,
 		Type: string(cmd.Type), Provider: cmd.Provider, Title: cmd.Title,
 		Members: members, Ring: len(members) > 0, Guests: &guests,
 		Surfaces: surfaces, RoomName: roomName(req.RoomStrategy, surface, actor),
@@ -222,20 +222,19 @@ func roomName(strategy RoomStrategy, surface Surface, actor Actor) string {
 	return "cg" + string(strategy[4]) + hex.EncodeToString(sum[:11])
 }
 
-// successorID is the id of the call that follows `previous` in a
-// conversation. It includes a secret-free hash of the conversation, so it
-// is not guessable from outside without knowing the conversation and the
-// previous (random) call id.
-func successorID(k SurfaceKey, previous string) string {
+// successorKey is the create key (CreateOptions.Key) of the call that
+// follows `previous` in a conversation: a hash of the two, so every
+// replica that sees the same latest call derives the same key.
+func successorKey(k SurfaceKey, previous string) string {
 	sum := sha256.Sum256([]byte("callgate-next\x00" + k.Chat + "\x00" + k.Workspace + "\x00" + k.Channel + "\x00" + previous))
 	return hex.EncodeToString(sum[:10])
 }
 
-// chatCallID derives an unguessable call id from a platform delivery id;
-// without one the id is random.
-func chatCallID(chat, deliveryID string) string {
+// chatCallKey derives a call's create key from a platform delivery id, so
+// that a repeated delivery finds the call; "" (no key) without one.
+func chatCallKey(chat, deliveryID string) string {
 	if deliveryID == "" {
-		return NewID()
+		return ""
 	}
 	sum := sha256.Sum256([]byte("callgate-chat\x00" + chat + "\x00" + deliveryID))
 	return hex.EncodeToString(sum[:10])

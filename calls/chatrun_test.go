@@ -89,6 +89,34 @@ func TestConcurrentChatCommandsMakeOneCall(t *testing.T) {
 	})
 }
 
+// A platform that delivers one /call twice (the same delivery id) gets
+// one call, even for /call new, which does not offer the live call; the
+// call's id is a new, time-ordered one, not the hash that finds it.
+func TestRepeatedChatDeliveryFindsItsCall(t *testing.T) {
+	eachStore(t, func(t *testing.T, st *store.SQL) {
+		f := newFixtureOn(t, st, calls.ServiceConfig{})
+		ctx := context.Background()
+		req := chatStart("/call new Retro")
+		req.DeliveryID = "interaction-1"
+		first := f.svc.RunChat(ctx, "acme", req)
+		if first.Err != nil || !first.Created {
+			t.Fatalf("first delivery: %+v", first)
+		}
+		again := f.svc.RunChat(ctx, "acme", req)
+		if again.Err != nil || again.Created || again.Call.ID != first.Call.ID {
+			t.Fatalf("the repeated delivery: created=%v id=%s, want the call %s; %v", again.Created, again.Call.ID, first.Call.ID, again.Err)
+		}
+		other := req
+		other.DeliveryID = "interaction-2"
+		if out := f.svc.RunChat(ctx, "acme", other); out.Err != nil || !out.Created || out.Call.ID == first.Call.ID {
+			t.Fatalf("another delivery of /call new: %+v", out)
+		}
+		if len(first.Call.ID) != calls.IDTimeChars+20 {
+			t.Errorf("a chat call's id %q is not a NewID", first.Call.ID)
+		}
+	})
+}
+
 // Mentions ring the people named: a direct call, they are members.
 func TestChatMentionsRing(t *testing.T) {
 	f := newFixture(t, calls.ServiceConfig{})
@@ -126,12 +154,12 @@ type writeCounter struct {
 	marked                       atomic.Int64 // creates that carried a mark
 }
 
-func (s *writeCounter) CreateCall(ctx context.Context, c calls.Call, evs []calls.Event, mark *calls.DeliveryMark) (calls.Call, bool, error) {
+func (s *writeCounter) CreateCall(ctx context.Context, c calls.Call, evs []calls.Event, opts calls.CreateOptions) (calls.Call, bool, error) {
 	s.creates.Add(1)
-	if mark != nil {
+	if opts.Mark != nil {
 		s.marked.Add(1)
 	}
-	return s.SQL.CreateCall(ctx, c, evs, mark)
+	return s.SQL.CreateCall(ctx, c, evs, opts)
 }
 
 func (s *writeCounter) MarkOnce(ctx context.Context, m calls.DeliveryMark) (bool, error) {

@@ -121,7 +121,11 @@ type CreateRequest struct {
 	Type     string // "video" (default) or "audio"
 	Provider string // configured provider name; empty: the default
 	Title    string
-	Members  []Member
+	// Key, when set, names the call independently of its id (see
+	// CreateOptions.Key): a create whose key a stored call has returns
+	// that call.
+	Key     string
+	Members []Member
 	// Ring makes the members' devices ring; the call waits in ringing until
 	// someone accepts, everyone declines, or the ring timeout passes.
 	Ring bool
@@ -166,7 +170,7 @@ func (s *Service) create(ctx context.Context, actor Actor, req CreateRequest) (s
 	if err != nil {
 		return Call{}, false, false, err
 	}
-	stored, created, err = s.cfg.Store.CreateCall(ctx, call, events, req.Replay)
+	stored, created, err = s.cfg.Store.CreateCall(ctx, call, events, CreateOptions{Mark: req.Replay, Key: req.Key})
 	if err != nil {
 		return Call{}, false, errors.Is(err, ErrDuplicateDelivery), fmt.Errorf("create call %s: %w", call.ID, err)
 	}

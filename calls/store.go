@@ -24,12 +24,17 @@ type Store interface {
 	// transaction. Each surface starts with Wanted = 1 (the call's first
 	// version) and Shown = 0, due at once.
 	//
-	// When mark is not nil it is recorded first, in the same transaction
-	// (the replay guard of the signed request that asked for the call, so
-	// that a command is one transaction): when it was recorded before,
-	// nothing is written and the error wraps ErrDuplicateDelivery. It is
-	// recorded whether or not the call existed.
-	CreateCall(ctx context.Context, c Call, events []Event, mark *DeliveryMark) (stored Call, created bool, err error)
+	// When opts.Mark is not nil it is recorded first, in the same
+	// transaction (the replay guard of the signed request that asked for
+	// the call, so that a command is one transaction): when it was
+	// recorded before, nothing is written and the error wraps
+	// ErrDuplicateDelivery. It is recorded whether or not the call existed.
+	//
+	// When opts.Key is not empty, a stored call with that key counts as
+	// the call with c.ID: it is returned with created=false and nothing
+	// else is written. Concurrent creates with one key and different ids
+	// yield exactly one created=true.
+	CreateCall(ctx context.Context, c Call, events []Event, opts CreateOptions) (stored Call, created bool, err error)
 
 	// GetCall returns the call with the (normalised) id, or ErrNotFound.
 	GetCall(ctx context.Context, id string) (Call, error)
@@ -196,4 +201,20 @@ type Pruner interface {
 	// to limit delivery marks older than marksBefore (a zero time deletes
 	// none of that kind) and returns how many rows went.
 	Prune(ctx context.Context, eventsBefore, marksBefore time.Time, limit int) (int64, error)
+}
+
+// CreateOptions are what Store.CreateCall records beside the call.
+type CreateOptions struct {
+	// Mark is the replay mark of the signed request that asks for the
+	// call, or nil.
+	Mark *DeliveryMark
+	// Key, when not empty, names the call a request means to create
+	// independently of its id: a chat command's call is keyed by the
+	// platform's delivery id, or by its conversation and the call before,
+	// so that a repeated or concurrent command finds one call. The id
+	// itself stays a NewID, which grows with time: every table about a
+	// call is keyed by its id, and ids derived from a hash would land each
+	// new call on a random page of each of them (BENCHMARKS.md, "Keys of
+	// their own for chat calls"). At most MaxIDLength bytes.
+	Key string
 }

@@ -93,6 +93,9 @@ func checkCreateInput(actor Actor, req CreateRequest) error {
 	if err := ValidateUserID("user_id", actor.UserID); err != nil {
 		return err
 	}
+	if len(req.Key) > MaxIDLength {
+		return fmt.Errorf("%w: a create key is at most %d bytes", ErrInvalidInput, MaxIDLength)
+	}
 	return ValidateTitle("title", req.Title)
 }
 

@@ -23,7 +23,7 @@ func TestAvailabilityCheckedInTheWrite(t *testing.T) {
 				c.State = calls.StateRinging
 				c.CreatedBy = "ada"
 				c.Members = []calls.Member{{UserID: "ada", Role: calls.RoleOwner}, {UserID: callee, Role: calls.RoleParticipant}}
-				_, _, err := s.CreateCall(ctx, c, nil, nil)
+				_, _, err := s.CreateCall(ctx, c, nil, calls.CreateOptions{})
 				return err
 			}
 			check := func(callee string) context.Context {
@@ -44,7 +44,7 @@ func TestAvailabilityCheckedInTheWrite(t *testing.T) {
 			busy := benchCall("carols")
 			busy.State, busy.CreatedBy = calls.StateActive, "carol"
 			busy.Members = []calls.Member{{UserID: "carol", Role: calls.RoleOwner}}
-			if _, _, err := s.CreateCall(ctx, busy, nil, nil); err != nil {
+			if _, _, err := s.CreateCall(ctx, busy, nil, calls.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := ring(check("carol"), "ring-carol", "carol"); !errors.Is(err, calls.ErrUnavailable) {

@@ -128,7 +128,7 @@ func TestGroupCommitIsolatesFailedChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { s.Close() }()
-	if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 3), nil, nil); err != nil {
+	if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 3), nil, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	release := holdWriter(t, s, "hot")
@@ -238,7 +238,7 @@ func TestGroupCommitSkipsCancelledWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, _, err := s.CreateCall(t.Context(), rosterCall("c", 1), nil, nil); err != nil {
+	if _, _, err := s.CreateCall(t.Context(), rosterCall("c", 1), nil, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	release := holdWriter(t, s, "c")
@@ -276,7 +276,7 @@ func BenchmarkUpdateCallLargeRoster(b *testing.B) {
 	for i := range 2000 {
 		c.Seqs[fmt.Sprintf("gone%04d", i)] = calls.RosterMark{Seq: 1}
 	}
-	if _, _, err := s.CreateCall(ctx, c, nil, nil); err != nil {
+	if _, _, err := s.CreateCall(ctx, c, nil, calls.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	var n atomic.Int64
@@ -312,7 +312,7 @@ func TestApplyCallTogether(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refusal=%v", refuse), func(t *testing.T) {
 			s, path := openBatchStore(t)
-			if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 5), nil, nil); err != nil {
+			if _, _, err := s.CreateCall(t.Context(), rosterCall("hot", 5), nil, calls.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			release := holdWriter(t, s, "hot")
@@ -428,7 +428,7 @@ func TestPostgresBatchDeadlockIsRetried(t *testing.T) {
 	}
 	defer b.Close()
 	for _, id := range []string{"x", "y"} {
-		if _, _, err := a.CreateCall(t.Context(), rosterCall(id, 1), nil, nil); err != nil {
+		if _, _, err := a.CreateCall(t.Context(), rosterCall(id, 1), nil, calls.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -656,11 +656,11 @@ func callsBehindGate(t *testing.T, s *SQL, n, roster int) (*groupWriter, []strin
 			ids = append(ids, id)
 		}
 	}
-	if _, _, err := s.CreateCall(t.Context(), rosterCall("gate", 0), nil, nil); err != nil {
+	if _, _, err := s.CreateCall(t.Context(), rosterCall("gate", 0), nil, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, roster), nil, nil); err != nil {
+		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, roster), nil, calls.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -677,7 +677,7 @@ func TestApplyCallRedeliveryInALaterBatch(t *testing.T) {
 	}
 	defer s.Close()
 	for _, id := range []string{"c0", "c1", "gate"} {
-		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, 0), nil, nil); err != nil {
+		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, 0), nil, calls.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -730,7 +730,7 @@ func BenchmarkApplyCallConcurrent(b *testing.B) {
 		b.Run(fmt.Sprintf("calls=%d", n), func(b *testing.B) {
 			s := benchStore(b)
 			for c := range n {
-				if _, _, err := s.CreateCall(b.Context(), rosterCall(fmt.Sprintf("c%03d", c), 0), nil, nil); err != nil {
+				if _, _, err := s.CreateCall(b.Context(), rosterCall(fmt.Sprintf("c%03d", c), 0), nil, calls.CreateOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -777,7 +777,7 @@ func TestGroupCommitWaitsForCompanyOnlyWhenBusy(t *testing.T) {
 	// One at a time: batches of one, no waits.
 	waited := g.waited.Load()
 	for _, id := range []string{"a", "b", "c", "d", "gate"} {
-		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, 0), nil, nil); err != nil {
+		if _, _, err := s.CreateCall(t.Context(), rosterCall(id, 0), nil, calls.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -37,6 +37,10 @@ var (
 	selectCalls = `SELECT ` + strings.Join(callCols[:len(callCols)-1], ", ") + ` FROM calls`
 )
 
+// insertKeyedCall is insertCall with a create key: a conflict on the id or
+// on the key (calls_create_key) inserts nothing.
+var insertKeyedCall = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `, create_key) VALUES (` + marks(len(callCols)+1) + `) ON CONFLICT DO NOTHING`
+
 // chunk bounds the placeholders in one statement; SQLite allows 32766 and
 // PostgreSQL 65535, and long lists gain nothing.
 const chunk = 500
@@ -45,13 +49,18 @@ const chunk = 500
 // returns the stored call either way. The id is normalised and the stored
 // call starts at Version 1; times are kept in UTC to the microsecond. Its
 // surfaces are due at once, and so is its room job when it has no room.
-// A mark, when given, is recorded first in the same transaction (see
+// A mark, when given, is recorded first in the same transaction, and a
+// stored call with the create key, when given, counts as the call (see
 // calls.Store).
-func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event, mark *calls.DeliveryMark) (calls.Call, bool, error) {
+func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event, opts calls.CreateOptions) (calls.Call, bool, error) {
 	id, err := calls.NormalizeID(c.ID)
 	if err != nil {
 		return calls.Call{}, false, fmt.Errorf("store: create call: %w", err)
 	}
+	if len(opts.Key) > calls.MaxIDLength {
+		return calls.Call{}, false, fmt.Errorf("store: create call %s: %w: a create key is at most %d bytes", id, calls.ErrInvalidInput, calls.MaxIDLength)
+	}
+	mark := opts.Mark
 	c = storedForm(c)
 	c.ID = id
 	c.Version = 1
@@ -84,8 +93,14 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 			}
 		}
 		// Insert-if-absent in one statement: concurrent creators of one id
-		// wait on the primary key, and all but the first insert nothing.
-		res, err := tx.ExecContext(ctx, s.d.q(insertCall), args...)
+		// (or one key) wait on the unique index, and all but the first
+		// insert nothing.
+		query := insertCall
+		if opts.Key != "" {
+			query = insertKeyedCall
+			args = append(args[:len(args):len(args)], opts.Key)
+		}
+		res, err := tx.ExecContext(ctx, s.d.q(query), args...)
 		if err != nil {
 			return fmt.Errorf("store: create call %s: %w", id, err)
 		}
@@ -96,7 +111,18 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		if n == 0 {
 			// The winner has committed (the conflict waited for it), or
 			// is earlier in this transaction, so this read sees its call.
-			stored, err = s.loadCall(ctx, tx, id, false)
+			existing := id
+			if opts.Key != "" {
+				var keyed string
+				err := tx.QueryRowContext(ctx, s.d.q(`SELECT id FROM calls WHERE create_key = ?`), opts.Key).Scan(&keyed)
+				switch {
+				case err == nil:
+					existing = keyed
+				case !errors.Is(err, sql.ErrNoRows):
+					return fmt.Errorf("store: create call %s: find the call with its key: %w", id, err)
+				}
+			}
+			stored, err = s.loadCall(ctx, tx, existing, false)
 			return err
 		}
 		if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {

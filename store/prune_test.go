@@ -17,7 +17,7 @@ func testPrune(t *testing.T, s *SQL) {
 	old := time.Now().Add(-48 * time.Hour).UTC()
 	c := calls.Call{ID: "prune-me", Type: calls.TypeVideo, State: calls.StateCreated, Provider: "p",
 		CreatedAt: old, UpdatedAt: old, StateChangedAt: old}
-	if _, _, err := s.CreateCall(ctx, c, []calls.Event{{Kind: calls.EventCreated, State: calls.StateCreated, At: old}}, nil); err != nil {
+	if _, _, err := s.CreateCall(ctx, c, []calls.Event{{Kind: calls.EventCreated, State: calls.StateCreated, At: old}}, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for i, at := range []time.Time{old, old, time.Now()} {
@@ -83,7 +83,7 @@ func TestPruneSQLiteWalksTheLogInOrder(t *testing.T) {
 	if _, _, err := s.CreateCall(ctx, c, []calls.Event{
 		{Kind: calls.EventCreated, State: calls.StateCreated, At: now},
 		{Kind: calls.EventUpdated, State: calls.StateCreated, At: old},
-	}, nil); err != nil {
+	}, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cut := now.Add(-time.Hour)

@@ -163,7 +163,7 @@ func checkMigrationsOnce(t *testing.T, open func() (*SQL, error)) {
 	if len(first) != len(want) {
 		t.Errorf("after first open %d migrations recorded, want %d", len(first), len(want))
 	}
-	if _, _, err := s.CreateCall(t.Context(), calls.Call{ID: "kept", Type: calls.TypeVideo, State: calls.StateCreated, Provider: "p"}, nil, nil); err != nil {
+	if _, _, err := s.CreateCall(t.Context(), calls.Call{ID: "kept", Type: calls.TypeVideo, State: calls.StateCreated, Provider: "p"}, nil, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -260,7 +260,7 @@ func TestSQLiteConcurrentOpens(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			c := calls.Call{ID: fmt.Sprintf("h%d", i), Type: calls.TypeVideo, State: calls.StateCreated, Provider: "p"}
-			if _, _, err := stores[i].CreateCall(t.Context(), c, nil, nil); err != nil {
+			if _, _, err := stores[i].CreateCall(t.Context(), c, nil, calls.CreateOptions{}); err != nil {
 				t.Errorf("create on handle %d: %v", i, err)
 			}
 		})
@@ -316,7 +316,7 @@ func BenchmarkCreateCall(b *testing.B) {
 	for b.Loop() {
 		c := benchCall(fmt.Sprintf("bench-%d", i))
 		i++
-		if _, _, err := s.CreateCall(ctx, c, []calls.Event{{Kind: calls.EventCreated, State: c.State, At: c.CreatedAt}}, nil); err != nil {
+		if _, _, err := s.CreateCall(ctx, c, []calls.Event{{Kind: calls.EventCreated, State: c.State, At: c.CreatedAt}}, calls.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -325,7 +325,7 @@ func BenchmarkCreateCall(b *testing.B) {
 func BenchmarkUpdateCall(b *testing.B) {
 	s := benchStore(b)
 	ctx := b.Context()
-	if _, _, err := s.CreateCall(ctx, benchCall("bench"), nil, nil); err != nil {
+	if _, _, err := s.CreateCall(ctx, benchCall("bench"), nil, calls.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	i := 0
@@ -354,7 +354,7 @@ func BenchmarkJoinLargeRoster(b *testing.B) {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			s := benchStore(b)
 			ctx := b.Context()
-			if _, _, err := s.CreateCall(ctx, rosterCall("big", n), nil, nil); err != nil {
+			if _, _, err := s.CreateCall(ctx, rosterCall("big", n), nil, calls.CreateOptions{}); err != nil {
 				b.Fatal(err)
 			}
 			i := int64(1)

@@ -157,7 +157,7 @@ func TestUpgradeFrom6FillsMemberAnswers(t *testing.T) {
 			CreatedAt: now, UpdatedAt: now, StateChangedAt: now,
 			Members: []calls.Member{{UserID: "zoe", Role: calls.RoleOwner}, {UserID: "adam", Role: calls.RoleParticipant}, {UserID: "bea", Role: calls.RoleParticipant}}}
 		evs := []calls.Event{{Kind: calls.EventAccepted, CallID: "up7", State: calls.StateAccepted, Actor: "adam", At: now}}
-		if _, _, err := s.CreateCall(ctx, c, evs, nil); err != nil {
+		if _, _, err := s.CreateCall(ctx, c, evs, calls.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()

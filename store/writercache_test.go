@@ -66,7 +66,7 @@ func TestWriterSeesWritesOfOtherConnections(t *testing.T) {
 func TestWriterFollowsSurfaceWritesWithoutAVersion(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openBatchStore(t)
-	if _, _, err := s.CreateCall(ctx, benchCall("card"), nil, nil); err != nil {
+	if _, _, err := s.CreateCall(ctx, benchCall("card"), nil, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.UpdateCall(ctx, "card", nil, join("ada", 1)); err != nil {
@@ -115,7 +115,7 @@ func TestWriterRereadsOnlySurfacesAfterARecord(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openBatchStore(t)
 	for _, id := range []string{"card", "gate"} {
-		if _, _, err := s.CreateCall(ctx, benchCall(id), nil, nil); err != nil {
+		if _, _, err := s.CreateCall(ctx, benchCall(id), nil, calls.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,7 +268,7 @@ func TestWriterKeepsAppliedCallsWithoutACopy(t *testing.T) {
 func openWithCall(t *testing.T, id string) (*SQL, string) {
 	t.Helper()
 	s, path := openBatchStore(t)
-	if _, _, err := s.CreateCall(t.Context(), benchCall(id), nil, nil); err != nil {
+	if _, _, err := s.CreateCall(t.Context(), benchCall(id), nil, calls.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return s, path

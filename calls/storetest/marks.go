@@ -265,7 +265,7 @@ func testMarkWithoutRosterChange(t *testing.T, h *harness) {
 // recorded before writes nothing, not even a new call.
 func testCreateMarked(t *testing.T, h *harness) {
 	ctx := t.Context()
-	first, created, err := h.s.CreateCall(ctx, sampleCall("cm-1"), nil, mark("replay:acme", "sig-1"))
+	first, created, err := h.s.CreateCall(ctx, sampleCall("cm-1"), nil, calls.CreateOptions{Mark: mark("replay:acme", "sig-1")})
 	if err != nil || !created {
 		t.Fatalf("marked create: created=%v, %v", created, err)
 	}
@@ -273,14 +273,14 @@ func testCreateMarked(t *testing.T, h *harness) {
 		t.Fatalf("the create's mark is not recorded: fresh=%v, %v", fresh, err)
 	}
 	// The same mark on a create of another call: a replay.
-	if _, _, err := h.s.CreateCall(ctx, sampleCall("cm-2"), nil, mark("replay:acme", "sig-1")); !errors.Is(err, calls.ErrDuplicateDelivery) {
+	if _, _, err := h.s.CreateCall(ctx, sampleCall("cm-2"), nil, calls.CreateOptions{Mark: mark("replay:acme", "sig-1")}); !errors.Is(err, calls.ErrDuplicateDelivery) {
 		t.Fatalf("a create with a recorded mark: %v, want ErrDuplicateDelivery", err)
 	}
 	if _, err := h.s.GetCall(ctx, "cm-2"); !errors.Is(err, calls.ErrNotFound) {
 		t.Fatalf("a replayed create stored its call: %v", err)
 	}
 	// A new mark on a create of an existing call: recorded, the call kept.
-	again, created, err := h.s.CreateCall(ctx, sampleCall("cm-1"), nil, mark("replay:acme", "sig-2"))
+	again, created, err := h.s.CreateCall(ctx, sampleCall("cm-1"), nil, calls.CreateOptions{Mark: mark("replay:acme", "sig-2")})
 	if err != nil || created || again.Version != first.Version {
 		t.Fatalf("marked create of an existing call: created=%v version=%d, %v", created, again.Version, err)
 	}

@@ -33,6 +33,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"CreateGetRoundTrip", testCreateGetRoundTrip},
 		{"CreateTwiceKeepsFirst", testCreateTwiceKeepsFirst},
 		{"ConcurrentCreatesOneWinner", testConcurrentCreates},
+		{"CreateKeyFindsTheCall", testCreateKey},
+		{"ConcurrentKeyedCreatesOneWinner", testConcurrentKeyedCreates},
 		{"NotFound", testNotFound},
 		{"UpdateAppliesChange", testUpdateApplies},
 		{"UpdateErrorWritesNothing", testUpdateErrorWritesNothing},
@@ -149,7 +151,7 @@ func createdEvent(c calls.Call) calls.Event {
 
 func (h *harness) create(c calls.Call) calls.Call {
 	h.t.Helper()
-	stored, created, err := h.s.CreateCall(h.t.Context(), c, []calls.Event{createdEvent(c)}, nil)
+	stored, created, err := h.s.CreateCall(h.t.Context(), c, []calls.Event{createdEvent(c)}, calls.CreateOptions{})
 	if err != nil {
 		h.t.Fatalf("CreateCall(%s): %v", c.ID, err)
 	}
@@ -273,7 +275,7 @@ func testCreateGetRoundTrip(t *testing.T, h *harness) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stored, created, err := h.s.CreateCall(t.Context(), tc.call, []calls.Event{createdEvent(tc.call)}, nil)
+			stored, created, err := h.s.CreateCall(t.Context(), tc.call, []calls.Event{createdEvent(tc.call)}, calls.CreateOptions{})
 			if err != nil || !created {
 				t.Fatalf("CreateCall = created %v, err %v; want created", created, err)
 			}
@@ -301,7 +303,7 @@ func testCreateTwiceKeepsFirst(t *testing.T, h *harness) {
 	second.Title = "someone else's call"
 	second.Members = []calls.Member{{UserID: "eve", Role: calls.RoleOwner}}
 	second.Room.Name = "another-room"
-	stored, created, err := h.s.CreateCall(t.Context(), second, []calls.Event{createdEvent(second)}, nil)
+	stored, created, err := h.s.CreateCall(t.Context(), second, []calls.Event{createdEvent(second)}, calls.CreateOptions{})
 	if err != nil {
 		t.Fatalf("second CreateCall: %v", err)
 	}
@@ -317,16 +319,107 @@ func testCreateTwiceKeepsFirst(t *testing.T, h *harness) {
 
 func testConcurrentCreates(t *testing.T, h *harness) {
 	const n = 50
+	results, winner := raceCreates(t, n, func(i int) (calls.Call, bool, error) {
+		c := sampleCall("race")
+		c.Title = fmt.Sprintf("creator %d", i)
+		return h.s.CreateCall(t.Context(), c, []calls.Event{createdEvent(c)}, calls.CreateOptions{})
+	})
+	for i := range n {
+		if d := diffCall(results[i], winner); d != "" {
+			t.Errorf("CreateCall #%d returned a different call than the winner:\n%s", i, d)
+		}
+	}
+	assertCall(t, "GetCall", h.get("race"), winner)
+	if evs := h.events("race", 0); len(evs) != 1 {
+		t.Errorf("events = %d, want 1", len(evs))
+	}
+}
+
+// testCreateKey: a create whose key a stored call has returns that call,
+// whatever its own id, and writes nothing of its own but its mark; calls
+// without a key, or with another, are created as before; a key longer
+// than an id is refused with nothing written.
+func testCreateKey(t *testing.T, h *harness) {
+	ctx := t.Context()
+	first := sampleCall("key-first")
+	stored, created, err := h.s.CreateCall(ctx, first, []calls.Event{createdEvent(first)}, calls.CreateOptions{Key: "k-1"})
+	if err != nil || !created {
+		t.Fatalf("keyed create: created=%v, %v", created, err)
+	}
+	want := h.get("key-first")
+	assertCall(t, "keyed create result", stored, want)
+
+	second := sampleCall("key-second")
+	second.Title = "a repeat of the command"
+	again, created, err := h.s.CreateCall(ctx, second, []calls.Event{createdEvent(second)}, calls.CreateOptions{Key: "k-1", Mark: mark("replay:acme", "key-sig-2")})
+	if err != nil || created {
+		t.Fatalf("create with a stored key: created=%v, %v", created, err)
+	}
+	assertCall(t, "create with a stored key", again, want)
+	if _, err := h.s.GetCall(ctx, "key-second"); !errors.Is(err, calls.ErrNotFound) {
+		t.Errorf("a create with a stored key stored its own call: %v", err)
+	}
+	h.assertUnchanged("key-first", want.Version, 1)
+	if evs := h.events("key-second", 0); len(evs) != 0 {
+		t.Errorf("a create with a stored key stored %d events of its own", len(evs))
+	}
+	if fresh, err := h.s.MarkOnce(ctx, *mark("replay:acme", "key-sig-2")); err != nil || fresh {
+		t.Errorf("the mark of a create that found its call by key is not recorded: fresh=%v, %v", fresh, err)
+	}
+
+	// Another key, and no key: new calls.
+	for _, tc := range []struct{ id, key string }{{"key-other", "k-2"}, {"key-none", ""}} {
+		c := sampleCall(tc.id)
+		if _, created, err := h.s.CreateCall(ctx, c, []calls.Event{createdEvent(c)}, calls.CreateOptions{Key: tc.key}); err != nil || !created {
+			t.Errorf("create %s with key %q: created=%v, %v", tc.id, tc.key, created, err)
+		}
+	}
+	// The id of a stored call with a key of its own: the call by id.
+	dup := sampleCall("key-first")
+	if got, created, err := h.s.CreateCall(ctx, dup, nil, calls.CreateOptions{Key: "k-3"}); err != nil || created || got.ID != "key-first" {
+		t.Errorf("create of a stored id with a new key: %s created=%v, %v", got.ID, created, err)
+	}
+
+	long := sampleCall("key-long")
+	if _, _, err := h.s.CreateCall(ctx, long, nil, calls.CreateOptions{Key: strings.Repeat("k", calls.MaxIDLength+1)}); !errors.Is(err, calls.ErrInvalidInput) {
+		t.Errorf("a key longer than an id: %v, want ErrInvalidInput", err)
+	}
+	if _, err := h.s.GetCall(ctx, "key-long"); !errors.Is(err, calls.ErrNotFound) {
+		t.Errorf("a refused create stored its call: %v", err)
+	}
+}
+
+// testConcurrentKeyedCreates: creates of different ids with one key (two
+// people typing /call at once, on any replica) yield exactly one call.
+func testConcurrentKeyedCreates(t *testing.T, h *harness) {
+	const n = 40
+	results, winner := raceCreates(t, n, func(i int) (calls.Call, bool, error) {
+		c := sampleCall(fmt.Sprintf("key-race-%d", i))
+		return h.s.CreateCall(t.Context(), c, []calls.Event{createdEvent(c)}, calls.CreateOptions{Key: "race-key"})
+	})
+	for i := range n {
+		if results[i].ID != winner.ID {
+			t.Errorf("CreateCall #%d returned call %s, the winner is %s", i, results[i].ID, winner.ID)
+		}
+		if id := fmt.Sprintf("key-race-%d", i); id != winner.ID {
+			if _, err := h.s.GetCall(t.Context(), id); !errors.Is(err, calls.ErrNotFound) {
+				t.Errorf("loser %s stored its call: %v", id, err)
+			}
+		}
+	}
+}
+
+// raceCreates runs create(0..n-1) at once and returns what each returned
+// and the one call created, failing unless exactly one create reports it
+// created a call and none fails.
+func raceCreates(t *testing.T, n int, create func(i int) (calls.Call, bool, error)) ([]calls.Call, calls.Call) {
+	t.Helper()
 	results := make([]calls.Call, n)
 	created := make([]bool, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			c := sampleCall("race")
-			c.Title = fmt.Sprintf("creator %d", i)
-			results[i], created[i], errs[i] = h.s.CreateCall(t.Context(), c, []calls.Event{createdEvent(c)}, nil)
-		})
+		wg.Go(func() { results[i], created[i], errs[i] = create(i) })
 	}
 	wg.Wait()
 	winners := 0
@@ -343,15 +436,7 @@ func testConcurrentCreates(t *testing.T, h *harness) {
 	if winners != 1 {
 		t.Fatalf("%d creates reported created=true, want exactly 1", winners)
 	}
-	for i := range n {
-		if d := diffCall(results[i], winner); d != "" {
-			t.Errorf("CreateCall #%d returned a different call than the winner:\n%s", i, d)
-		}
-	}
-	assertCall(t, "GetCall", h.get("race"), winner)
-	if evs := h.events("race", 0); len(evs) != 1 {
-		t.Errorf("events = %d, want 1", len(evs))
-	}
+	return results, winner
 }
 
 func testNotFound(t *testing.T, h *harness) {
