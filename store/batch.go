@@ -111,6 +111,37 @@ type groupWriter struct {
 	waiting, batches, batched, together, waited, statements atomic.Int64
 }
 
+// WriterStats are the group writers' counters since the store opened,
+// summed over its writers: how well group commit is sharing commits.
+type WriterStats struct {
+	// Transactions counts the batches run, each one transaction.
+	Transactions int64
+	// Writes counts the writes run in them (a request's change, a card's
+	// claim or record, ...): Writes/Transactions is the writes per commit.
+	Writes int64
+	// Statements counts the SQL statements the batches ran (round trips,
+	// on PostgreSQL): savepoints included, BEGIN and COMMIT not.
+	Statements int64
+	// Together counts the writes applied together with others to one
+	// call (provider events), with no statement of their own.
+	Together int64
+	// Waited counts the batches that waited for company (groupWait).
+	Waited int64
+}
+
+// WriterStats returns the counters of the store's group writers.
+func (s *SQL) WriterStats() WriterStats {
+	var st WriterStats
+	for _, g := range s.groups {
+		st.Transactions += g.batches.Load()
+		st.Writes += g.batched.Load()
+		st.Statements += g.statements.Load()
+		st.Together += g.together.Load()
+		st.Waited += g.waited.Load()
+	}
+	return st
+}
+
 // errStoreClosed answers a write submitted after Close.
 var errStoreClosed = errors.New("store: closed")
 

@@ -134,6 +134,7 @@ func TestGroupCommitIsolatesFailedChanges(t *testing.T) {
 	release := holdWriter(t, s, "hot")
 	defer release()
 	batchesBefore := s.groups[0].batches.Load()
+	statsBefore := s.WriterStats()
 
 	const n = 60
 	refused := errors.New("refused by the domain")
@@ -170,6 +171,11 @@ func TestGroupCommitIsolatesFailedChanges(t *testing.T) {
 	// the writer drains the queue: it then runs in a batch of its own.
 	if got := s.groups[0].batches.Load() - batchesBefore; got > 3 {
 		t.Errorf("the %d queued writes ran in %d transactions, want them to share one or two", n, got)
+	}
+	// WriterStats (the /metrics counters) says the same.
+	stats := s.WriterStats()
+	if w, tx := stats.Writes-statsBefore.Writes, stats.Transactions-statsBefore.Transactions; w != n || tx != s.groups[0].batches.Load()-batchesBefore || stats.Statements <= statsBefore.Statements {
+		t.Errorf("WriterStats counted %d writes in %d transactions and %d statements, want %d writes", w, tx, stats.Statements-statsBefore.Statements, n)
 	}
 	oks := 0
 	for i, r := range results {

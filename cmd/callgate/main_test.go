@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -162,6 +164,19 @@ func TestRunsOnDefaultsAndSurvivesRestart(t *testing.T) {
 		if !strings.Contains(metrics["raw"].(string), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// The group writer's counters: at least the create, in at least one
+	// transaction, and never fewer writes than transactions.
+	counter := func(name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(metrics["raw"].(string))
+		if m == nil {
+			t.Fatalf("metrics lack %s", name)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	if tx, writes, stmts := counter("callgate_store_write_transactions_total"), counter("callgate_store_writes_total"), counter("callgate_store_write_statements_total"); tx < 1 || writes < tx || stmts < writes {
+		t.Errorf("writer counters: %v transactions, %v writes, %v statements", tx, writes, stmts)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful shutdown: %v", err)

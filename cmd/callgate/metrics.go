@@ -51,6 +51,33 @@ func (g *storeGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// writerCounters reports the store's group-commit counters
+// (store.WriterStats): writes per transaction is how much group commit
+// shares, statements per write what a write costs the writer.
+type writerCounters struct{ stats func() store.WriterStats }
+
+var (
+	writeTransactionsDesc = prometheus.NewDesc("callgate_store_write_transactions_total", "Write transactions the store's group writers ran, each holding a batch of writes.", nil, nil)
+	writesDesc            = prometheus.NewDesc("callgate_store_writes_total", "Writes run in the group writers' transactions.", nil, nil)
+	writeStatementsDesc   = prometheus.NewDesc("callgate_store_write_statements_total", "SQL statements the group writers' transactions ran (savepoints included, BEGIN and COMMIT not).", nil, nil)
+	writesTogetherDesc    = prometheus.NewDesc("callgate_store_writes_together_total", "Writes applied together with others to one call, with no statements of their own.", nil, nil)
+	writeWaitsDesc        = prometheus.NewDesc("callgate_store_write_waits_total", "Write transactions that waited for company under load (group commit wait).", nil, nil)
+)
+
+func (w writerCounters) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{writeTransactionsDesc, writesDesc, writeStatementsDesc, writesTogetherDesc, writeWaitsDesc} {
+		ch <- d
+	}
+}
+
+func (w writerCounters) Collect(ch chan<- prometheus.Metric) {
+	st := w.stats()
+	for d, v := range map[*prometheus.Desc]int64{writeTransactionsDesc: st.Transactions, writesDesc: st.Writes,
+		writeStatementsDesc: st.Statements, writesTogetherDesc: st.Together, writeWaitsDesc: st.Waited} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+}
+
 // workerMetrics counts what the room worker and the card outbox did.
 type workerMetrics struct {
 	roomJobs        *prometheus.CounterVec

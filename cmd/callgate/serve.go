@@ -134,7 +134,7 @@ func serve(ctx context.Context, kinds kindList, opts serveOptions, logOut io.Wri
 		Logger: log, BodyLimit: cfg.Server.BodyLimit, Ready: st,
 		TrustedProxies: proxies, MetricsToken: cfg.Server.MetricsToken,
 	})
-	srv.Registry.MustRegister(&storeGauges{store: st})
+	srv.Registry.MustRegister(&storeGauges{store: st}, writerCounters{stats: st.WriterStats})
 	metrics, err := newWorkerMetrics(srv.Registry)
 	if err != nil {
 		return err

@@ -122,6 +122,7 @@ type result struct {
 	lost, dups int
 	note       string
 	wal        string // -walstat: the write-ahead log's pages per commit
+	writer     string // the store's group writer over the scenario (writerNote)
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -326,6 +327,9 @@ func (h *harness) report() {
 		if r.note != "" {
 			fmt.Printf("  %s: %s\n", r.name, r.note)
 		}
+		if r.writer != "" {
+			fmt.Printf("  %s: %s\n", r.name, r.writer)
+		}
 		if r.wal != "" {
 			fmt.Printf("  %s: %s\n", r.name, r.wal)
 		}
@@ -459,6 +463,11 @@ func (h *harness) profile(name string) func() {
 // which statuses count as answered. rate > 0 paces the requests (per
 // second, over all workers). Latencies are of answered requests.
 func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, send func(w, i int) (int, error), ok func(int) bool) result {
+	gateway := h.gw != nil && !strings.HasPrefix(name, "echo")
+	var before writerCounts
+	if gateway {
+		before, _ = h.writerCounts()
+	}
 	var next atomic.Int64
 	lats := make([][]time.Duration, c)
 	errs := make([]int, c)
@@ -495,6 +504,13 @@ func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, se
 	}
 	wg.Wait()
 	r := result{name: name, elapsed: time.Since(start)}
+	if gateway {
+		if after, err := h.writerCounts(); err != nil {
+			r.writer = fmt.Sprintf("store writer: %v", err)
+		} else {
+			r.writer = writerNote(after.minus(before))
+		}
+	}
 	if h.o.walStat && h.o.storeKind == "sqlite" && h.gw != nil && !strings.HasPrefix(name, "echo") {
 		if note, err := h.walPages(context.Background()); err != nil {
 			r.wal = fmt.Sprintf("WAL sample: %v", err)
@@ -520,6 +536,44 @@ func (h *harness) do(req *http.Request) (int, []byte, error) {
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	return res.StatusCode, body, err
+}
+
+// writerCounts are the gateway's group-writer counters (/metrics).
+type writerCounts struct{ transactions, writes, statements, together float64 }
+
+func (a writerCounts) minus(b writerCounts) writerCounts {
+	return writerCounts{a.transactions - b.transactions, a.writes - b.writes, a.statements - b.statements, a.together - b.together}
+}
+
+// writerCounts reads the gateway's group-writer counters from /metrics.
+func (h *harness) writerCounts() (writerCounts, error) {
+	req, _ := http.NewRequest(http.MethodGet, h.url("/metrics"), nil)
+	status, body, err := h.do(req)
+	if err != nil || status != http.StatusOK {
+		return writerCounts{}, fmt.Errorf("GET /metrics: %d %v", status, err)
+	}
+	var c writerCounts
+	for name, v := range map[string]*float64{"callgate_store_write_transactions_total": &c.transactions,
+		"callgate_store_writes_total": &c.writes, "callgate_store_write_statements_total": &c.statements,
+		"callgate_store_writes_together_total": &c.together} {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
+		if m == nil {
+			return writerCounts{}, fmt.Errorf("/metrics lacks %s", name)
+		}
+		*v, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	return c, nil
+}
+
+// writerNote says what the store's group writer did over a scenario: how
+// many writes shared a commit, and the statements each cost. These are
+// counts, steady where this machine's timings are not.
+func writerNote(d writerCounts) string {
+	if d.transactions == 0 {
+		return "store writer: no write"
+	}
+	return fmt.Sprintf("store writer: %.0f writes in %.0f transactions (%.1f per commit), %.2f statements per write, %.0f applied together with others to one call",
+		d.writes, d.transactions, d.writes/d.transactions, d.statements/max(d.writes, 1), d.together)
 }
 
 // ---- signed requests ----
