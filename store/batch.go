@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,11 @@ type writeOp struct {
 	// retries counts the times the write was put off to the next batch
 	// (see groupWriter.retryable).
 	retries int
+	// deferrable marks a write that may run with the batch's other
+	// deferrable writes, no savepoint of its own, its rows collected and
+	// written together (a new call: see groupWriter.tryCreates). It must
+	// be safe to run again.
+	deferrable bool
 }
 
 // maxRetries bounds how often one write is put off to the next batch.
@@ -95,6 +101,10 @@ type groupWriter struct {
 	// writer rolls back whatever it wrote) and the ops run group by group,
 	// one by one, instead.
 	coalesce func(ctx context.Context, w *txn, groups [][]*writeOp) bool
+	// flushDeferred writes the rows deferrable writes collected in a
+	// deferredWrites (see tryCreates); nil: deferrable writes run as any
+	// other.
+	flushDeferred func(ctx context.Context, w *txn, d *deferredWrites) error
 	// retryable reports an error that a write may not get in a later
 	// transaction: on PostgreSQL, a deadlock with another replica's batch
 	// (each holds row locks the other wants). The write is rolled back to
@@ -309,10 +319,26 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	// A batch of one needs no savepoint: its failure rolls back the whole
 	// transaction, which holds nothing else.
 	solo := len(units) == 1 && len(units[0]) == 1
+	// Several new calls are stored together, ahead of the batch's other
+	// writes (harmless: none of them waits for another in the batch, see
+	// coalescable).
+	var ranTogether []*writeOp
+	if creates := deferrableOps(live); !solo && g.flushDeferred != nil && len(creates) > 1 {
+		together, err := g.tryCreates(ctx, w, creates)
+		if err != nil {
+			g.fail(w, live, err)
+			return
+		}
+		if together {
+			ranTogether = creates
+		}
+	}
 	appliesRun := false
 	for _, unit := range units {
 		var err error
 		switch {
+		case slices.Contains(ranTogether, unit[0]):
+			continue
 		case solo:
 			unit[0].err = unit[0].run(context.WithoutCancel(unit[0].ctx), w)
 		case unit[0].apply != nil && g.coalesce != nil:
@@ -327,18 +353,74 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 			err = runEach(w, unit)
 		}
 		if err != nil {
-			// The transaction cannot go on: nothing of it is stored.
-			_ = w.tx.Rollback()
-			g.onFailure(w)
-			for _, u := range units {
-				for _, o := range u {
-					o.err = err
-				}
-			}
+			g.fail(w, live, err)
 			return
 		}
 	}
 	return g.finish(w, live)
+}
+
+// fail rolls back a transaction that cannot go on, and answers every write
+// of the batch with err: nothing of it is stored.
+func (g *groupWriter) fail(w *txn, live []*writeOp, err error) {
+	_ = w.tx.Rollback()
+	g.onFailure(w)
+	for _, op := range live {
+		op.err = err
+	}
+}
+
+// deferrableOps returns the batch's deferrable writes, in order.
+func deferrableOps(ops []*writeOp) []*writeOp {
+	var out []*writeOp
+	for _, op := range ops {
+		if op.deferrable {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// tryCreates runs a batch's deferrable writes (new calls) one after
+// another under one savepoint, their rows collected and written at the end
+// in a few statements for all of them (flushDeferred): a create was some
+// eight statements, a savepoint of its own among them, most of them one
+// row each. It reports whether they all succeeded. If any fails (a
+// replayed mark, a callee who refuses the call, a call found stored, an
+// error), nothing they wrote is kept, in the database or in w, and the
+// caller runs each on its own, under a savepoint as before, so that each
+// gets its own outcome. The error is only for a broken transaction.
+func (g *groupWriter) tryCreates(ctx context.Context, w *txn, ops []*writeOp) (bool, error) {
+	if _, err := w.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
+		return false, fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+	}
+	current, rooms := maps.Clone(w.current), maps.Clone(w.rooms)
+	d := &deferredWrites{rows: true, creates: true}
+	w.deferred = d
+	together := true
+	for _, op := range ops {
+		if op.err = op.run(context.WithoutCancel(op.ctx), w); op.err != nil {
+			together = false
+			break
+		}
+	}
+	w.deferred = nil
+	if together {
+		together = g.flushDeferred(ctx, w, d) == nil
+	}
+	if !together {
+		if _, err := w.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
+			return false, fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
+		}
+		w.current, w.rooms = current, rooms
+		for _, op := range ops {
+			op.err = nil
+		}
+	}
+	if _, err := w.ExecContext(ctx, `RELEASE unit`); err != nil {
+		return false, fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
+	}
+	return together, nil
 }
 
 // open begins a batch's transaction and runs the begin hook in it.
@@ -767,6 +849,12 @@ func (c *stmtCache) close() {
 // locks across writers.
 func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context, w *txn) error) error {
 	return s.writer(key).do(ctx, fn)
+}
+
+// submit is write for a write that may be deferrable (see
+// writeOp.deferrable).
+func (s *SQL) submit(ctx context.Context, key string, deferrable bool, fn func(ctx context.Context, w *txn) error) error {
+	return s.writer(key).submit(&writeOp{ctx: ctx, run: fn, done: make(chan struct{}), deferrable: deferrable})
 }
 
 // remember caches the calls a committed transaction left as they are

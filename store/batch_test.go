@@ -908,3 +908,142 @@ func TestPostgresBatchLocksCallsInOneStatement(t *testing.T) {
 		})
 	}
 }
+
+// A batch of new calls is stored together: their children and events go
+// out in a statement per kind of row, not per call, and each call reads
+// back whole (members, surfaces, room job, events numbered in the caller's
+// slice). A batch where one create cannot run with the others (a replayed
+// mark; a key another create of the batch takes) runs each on its own, and
+// each gets its own outcome.
+func TestCreatesInABatchAreStoredTogether(t *testing.T) {
+	const n = 12
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			if engine == EnginePostgres && getenvPostgres() == "" {
+				t.Skip("CALLGATE_TEST_POSTGRES is not set")
+			}
+			s, reopenStore := openEngine(t, engine)
+			g, _ := callsBehindGate(t, s, 0, 0)
+			// Ids the held writer takes (PostgreSQL routes by id).
+			var ids []string
+			for i := 0; len(ids) < 3*n; i++ {
+				if id := fmt.Sprintf("new%d", i); s.writer(id) == g {
+					ids = append(ids, id)
+				}
+			}
+			if _, err := s.MarkOnce(t.Context(), calls.DeliveryMark{Source: "replay:acme", ID: "seen", At: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			type outcome struct {
+				stored  calls.Call
+				created bool
+				err     error
+				events  []calls.Event
+			}
+			batch := func(ids []string, opts func(i int) calls.CreateOptions) ([]outcome, int64, int64) {
+				release := holdWriter(t, s, "gate")
+				defer release()
+				out := make([]outcome, len(ids))
+				var wg sync.WaitGroup
+				for i, id := range ids {
+					wg.Go(func() {
+						c := benchCall(id)
+						c.Room = calls.Room{} // a room job is due
+						out[i].events = []calls.Event{{Kind: calls.EventCreated, State: c.State, At: c.CreatedAt}, {Kind: calls.EventUpdated, State: c.State, At: c.CreatedAt}}
+						out[i].stored, out[i].created, out[i].err = s.CreateCall(t.Context(), c, out[i].events, opts(i))
+					})
+				}
+				waitQueuedOn(t, g, int64(len(ids)))
+				batches, statements := g.batches.Load(), g.statements.Load()
+				release()
+				wg.Wait()
+				return out, g.batches.Load() - batches, g.statements.Load() - statements
+			}
+
+			// Together: marks and keys of their own.
+			out, batches, statements := batch(ids[:n], func(i int) calls.CreateOptions {
+				return calls.CreateOptions{Key: fmt.Sprintf("k%d", i), Mark: &calls.DeliveryMark{Source: "replay:acme", ID: fmt.Sprintf("m%d", i), At: time.Now()}}
+			})
+			if batches != 1 {
+				t.Fatalf("the queued creates ran in %d batches, want 1", batches)
+			}
+			// Each create: its mark and its call row (two statements);
+			// the batch: a savepoint and its release, one statement each
+			// for members, surfaces, room jobs and events, and room for
+			// the batch's own (SQLite's data_version) and the held
+			// write's tail: 31-33 here. Each on its own would be eight
+			// or more, about a hundred in all.
+			t.Logf("%d statements for %d creates", statements, n)
+			if limit := int64(2*n + 10); statements > limit {
+				t.Errorf("%d creates in a batch ran %d statements, want at most %d", n, statements, limit)
+			}
+			seqs := map[int64]bool{}
+			for i, o := range out {
+				if o.err != nil || !o.created || o.stored.ID != ids[i] {
+					t.Fatalf("create %s: %s created=%v, %v", ids[i], o.stored.ID, o.created, o.err)
+				}
+				for _, ev := range o.events {
+					if ev.Seq == 0 || seqs[ev.Seq] {
+						t.Errorf("create %s: event seq %d (zero or taken)", ids[i], ev.Seq)
+					}
+					seqs[ev.Seq] = true
+				}
+				if o.events[1].Seq <= o.events[0].Seq {
+					t.Errorf("create %s: events numbered %d, %d: out of order", ids[i], o.events[0].Seq, o.events[1].Seq)
+				}
+			}
+
+			// One replayed mark, and two creates after one key: each on
+			// its own.
+			out, _, _ = batch(ids[n:2*n], func(i int) calls.CreateOptions {
+				switch i {
+				case 0:
+					return calls.CreateOptions{Mark: &calls.DeliveryMark{Source: "replay:acme", ID: "seen", At: time.Now()}}
+				case 1, 2:
+					return calls.CreateOptions{Key: "shared"}
+				}
+				return calls.CreateOptions{}
+			})
+			if !errors.Is(out[0].err, calls.ErrDuplicateDelivery) {
+				t.Errorf("a create with a replayed mark: %v, want ErrDuplicateDelivery", out[0].err)
+			}
+			if out[1].created == out[2].created || out[1].stored.ID != out[2].stored.ID || len(out[1].stored.Members) != 2 || len(out[2].stored.Members) != 2 {
+				t.Errorf("two creates with one key: %s created=%v %d members, %s created=%v %d members; want one call, whole, created once",
+					out[1].stored.ID, out[1].created, len(out[1].stored.Members), out[2].stored.ID, out[2].created, len(out[2].stored.Members))
+			}
+			for i, o := range out[3:] {
+				if o.err != nil || !o.created {
+					t.Errorf("create %s beside them: created=%v, %v", ids[n+3+i], o.created, o.err)
+				}
+			}
+
+			// What was stored, read back from the file (no cache).
+			r := reopenStore()
+			if _, err := r.GetCall(t.Context(), ids[n]); !errors.Is(err, calls.ErrNotFound) {
+				t.Errorf("the replayed create stored its call: %v", err)
+			}
+			jobs, err := r.CountRoomJobs(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first batch's n, and the second's but the replay and
+			// one of the two after one key.
+			if want := int64(n + n - 2); jobs != want {
+				t.Errorf("%d room jobs, want %d", jobs, want)
+			}
+			for _, id := range ids[:n] {
+				got, err := r.GetCall(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got.Members) != 2 || got.Members[1].UserID != "u2" || len(got.Surfaces) != 1 || got.Surfaces[0].Delivery.Wanted != 1 || got.Version != 1 {
+					t.Errorf("%s read back: members %+v, surfaces %+v, version %d", id, got.Members, got.Surfaces, got.Version)
+				}
+				evs, err := r.Events(t.Context(), id, 0)
+				if err != nil || len(evs) != 2 {
+					t.Errorf("%s: %d events, %v", id, len(evs), err)
+				}
+			}
+		})
+	}
+}

@@ -41,6 +41,12 @@ var (
 // on the key (calls_create_key) inserts nothing.
 var insertKeyedCall = `INSERT INTO calls (` + strings.Join(callCols, ", ") + `, create_key) VALUES (` + marks(len(callCols)+1) + `) ON CONFLICT DO NOTHING`
 
+// errCreateFoundACall ends a batch's creates stored together
+// (groupWriter.tryCreates) when one of them finds its call stored: the
+// call may be another create's of the same batch, whose children are not
+// written yet, so each create runs again on its own.
+var errCreateFoundACall = errors.New("store: a create among others found its call stored")
+
 // chunk bounds the placeholders in one statement; SQLite allows 32766 and
 // PostgreSQL 65535, and long lists gain nothing.
 const chunk = 500
@@ -79,11 +85,19 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		return calls.Call{}, false, err
 	}
 
+	if opts.Key != "" {
+		args = append(args, opts.Key)
+	}
+
 	var (
 		stored  calls.Call
 		created bool
 	)
-	err = s.write(ctx, id, func(ctx context.Context, tx *txn) error {
+	// The write may run twice (once among a batch's other creates, then on
+	// its own should that fail: see groupWriter.tryCreates), so it sets
+	// everything it reports on every run.
+	err = s.submit(ctx, id, true, func(ctx context.Context, tx *txn) error {
+		stored, created = calls.Call{}, false
 		if err := s.checkAvailability(ctx, tx); err != nil {
 			return err
 		}
@@ -98,7 +112,6 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		query := insertCall
 		if opts.Key != "" {
 			query = insertKeyedCall
-			args = append(args[:len(args):len(args)], opts.Key)
 		}
 		res, err := tx.ExecContext(ctx, s.d.q(query), args...)
 		if err != nil {
@@ -109,6 +122,11 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 			return fmt.Errorf("store: create call %s: %w", id, err)
 		}
 		if n == 0 {
+			if tx.deferred.collectingCreates() {
+				// The call may be one of this batch's, its children not
+				// written yet: this create runs again on its own.
+				return errCreateFoundACall
+			}
 			// The winner has committed (the conflict waited for it), or
 			// is earlier in this transaction, so this read sees its call.
 			existing := id
@@ -125,22 +143,35 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 			stored, err = s.loadCall(ctx, tx, existing, false)
 			return err
 		}
-		if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {
-			return err
+		if d := tx.deferred; d.collectingCreates() {
+			// Among a batch's creates: the children go out in a few
+			// statements for all of them (deferredWrites.flushCreates).
+			d.members = append(d.members, s.memberRows(id, 0, c.Members)...)
+			d.surfaces = append(d.surfaces, s.surfaceRows(id, 0, c.Surfaces)...)
+			if c.NeedsRoom() {
+				d.roomJobs = append(d.roomJobs, s.roomJobRow(id, due))
+			}
+			d.eventsFor(evs)
+		} else {
+			if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {
+				return err
+			}
+			if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
+				return err
+			}
+			if c.NeedsRoom() {
+				if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
+					return err
+				}
+			}
 		}
 		if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
 			return err
 		}
-		if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
-			return err
-		}
-		if c.NeedsRoom() {
-			if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
+		if !tx.deferred.collectingCreates() {
+			if err := s.insertEvents(ctx, tx, evs); err != nil {
 				return err
 			}
-		}
-		if err := s.insertEvents(ctx, tx, evs); err != nil {
-			return err
 		}
 		stored, created = c, true
 		tx.current[id] = &stored
@@ -1192,10 +1223,18 @@ func (s *SQL) syncRoomJob(ctx context.Context, tx *txn, cur, next *calls.Call) e
 	return nil
 }
 
+// roomJobsInto is the table and columns of a room job, as roomJobRow
+// gives them.
+const roomJobsInto = `room_jobs (call_id, attempts, created_at, next_attempt_at, last_error, lease_owner)`
+
+// roomJobRow is the row of a new room job due at due.
+func (s *SQL) roomJobRow(id string, due time.Time) []any {
+	return []any{id, 0, s.d.timeArg(due), s.d.timeArg(due), "", ""}
+}
+
 // insertRoomJob stores a room job due at due, unless the call has one.
 func (s *SQL) insertRoomJob(ctx context.Context, tx *txn, id string, due time.Time) error {
-	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO room_jobs (call_id, attempts, created_at, next_attempt_at, last_error, lease_owner)
-		VALUES (?, 0, ?, ?, '', '') ON CONFLICT (call_id) DO NOTHING`), id, s.d.timeArg(due), s.d.timeArg(due))
+	err := s.insertRows(ctx, tx, roomJobsInto, [][]any{s.roomJobRow(id, due)}, ` ON CONFLICT (call_id) DO NOTHING`)
 	if err != nil {
 		return fmt.Errorf("store: call %s: store room job: %w", id, err)
 	}

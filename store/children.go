@@ -232,30 +232,48 @@ func (s *SQL) writeMembers(ctx context.Context, tx *txn, id string, members []ca
 			return fmt.Errorf("store: write call %s members: %w", id, err)
 		}
 	}
-	rows := make([][]any, len(members))
-	for i, m := range members {
-		rows[i] = []any{id, i, m.UserID, string(m.Role), string(m.Answer)}
-	}
-	if err := s.insertRows(ctx, tx, `call_members (call_id, pos, user_id, role, answer)`, rows, ""); err != nil {
+	if err := s.insertRows(ctx, tx, membersInto, s.memberRows(id, 0, members), ""); err != nil {
 		return fmt.Errorf("store: write call %s members: %w", id, err)
 	}
 	return nil
 }
 
+// membersInto is the table and columns of a member, as memberRows gives
+// them.
+const membersInto = `call_members (call_id, pos, user_id, role, answer)`
+
+// memberRows are the rows of members at positions from pos on.
+func (s *SQL) memberRows(id string, pos int, members []calls.Member) [][]any {
+	rows := make([][]any, len(members))
+	for i, m := range members {
+		rows[i] = []any{id, pos + i, m.UserID, string(m.Role), string(m.Answer)}
+	}
+	return rows
+}
+
 // insertSurfaces inserts surfaces, with the delivery state they carry, at
 // positions from pos on.
 func (s *SQL) insertSurfaces(ctx context.Context, tx *txn, id string, pos int, sfs []calls.Surface) error {
+	if err := s.insertRows(ctx, tx, surfacesInto, s.surfaceRows(id, pos, sfs), ""); err != nil {
+		return fmt.Errorf("store: write call %s surfaces: %w", id, err)
+	}
+	return nil
+}
+
+// surfacesInto is the table and columns of a surface, as surfaceRows gives
+// them.
+const surfacesInto = `call_surfaces (call_id, chat, workspace, channel, pos, wanted_version, shown_version, message_ref, attempts, next_attempt_at, last_error, dead_at, lease_owner)`
+
+// surfaceRows are the rows of surfaces, with the delivery state they
+// carry, at positions from pos on.
+func (s *SQL) surfaceRows(id string, pos int, sfs []calls.Surface) [][]any {
 	rows := make([][]any, len(sfs))
 	for i, sf := range sfs {
 		d := sf.Delivery
 		rows[i] = []any{id, sf.Chat, sf.Workspace, sf.Channel, pos + i, d.Wanted, d.Shown, d.MessageRef,
 			d.Attempts, s.d.timeArg(d.NextAttemptAt), d.LastError, s.d.nullTimeArg(d.DeadAt), ""}
 	}
-	into := `call_surfaces (call_id, chat, workspace, channel, pos, wanted_version, shown_version, message_ref, attempts, next_attempt_at, last_error, dead_at, lease_owner)`
-	if err := s.insertRows(ctx, tx, into, rows, ""); err != nil {
-		return fmt.Errorf("store: write call %s surfaces: %w", id, err)
-	}
-	return nil
+	return rows
 }
 
 // insertRows inserts rows of equal width with multi-row VALUES statements,

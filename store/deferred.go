@@ -21,6 +21,32 @@ type deferredWrites struct {
 	callRows map[uint8][][]any // per mask of changed indexed columns: id, version it replaces, the SET values
 	roster   [][]any           // call_roster rows to upsert
 	bumps    [][]any           // call id, the version its surfaces want
+
+	// creates is set while a batch's new calls are stored together
+	// (groupWriter.tryCreates): their members, surfaces, room jobs and
+	// events are collected too, and each call's events get the numbers
+	// the log gives them (eventsBack).
+	creates                     bool
+	members, surfaces, roomJobs [][]any
+	eventsBack                  []deferredEvents
+}
+
+// deferredEvents is where events collected for flush came from: the
+// caller's slice, and where they start in deferredWrites.events.
+type deferredEvents struct {
+	dst   []calls.Event
+	start int
+}
+
+// collectingCreates reports whether new calls' children are kept for
+// flush (d may be nil).
+func (d *deferredWrites) collectingCreates() bool { return d != nil && d.creates }
+
+// eventsFor keeps evs for flush, which numbers evs itself once the log
+// has.
+func (d *deferredWrites) eventsFor(evs []calls.Event) {
+	d.eventsBack = append(d.eventsBack, deferredEvents{dst: evs, start: len(d.events)})
+	d.events = append(d.events, evs...)
 }
 
 // deferredRows bounds the rows of one deferred statement, so that each
@@ -122,7 +148,9 @@ var (
 
 // flush writes what was deferred: call rows (failing when a call is not
 // at the version the change started from, as writeCallRow does), roster
-// rows, surface bumps, then events in the order given.
+// rows, surface bumps, new calls' members, surfaces and room jobs, then
+// events in the order given, numbering new calls' events where they came
+// from (eventsFor). tx.deferred must be nil.
 func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
 	masks := make([]uint8, 0, len(d.callRows))
 	for m := range d.callRows {
@@ -177,5 +205,27 @@ func (s *SQL) flush(ctx context.Context, tx *txn, d *deferredWrites) error {
 			return fmt.Errorf("store: bump the surfaces of %d calls: %w", len(part), err)
 		}
 	}
-	return s.insertEvents(ctx, tx, d.events)
+	for _, t := range []struct {
+		what, into, suffix string
+		rows               [][]any
+	}{
+		{"members", membersInto, "", d.members},
+		{"surfaces", surfacesInto, "", d.surfaces},
+		{"room jobs", roomJobsInto, ` ON CONFLICT (call_id) DO NOTHING`, d.roomJobs},
+	} {
+		for part := range slices.Chunk(t.rows, deferredRows) {
+			if err := s.insertRows(ctx, tx, t.into, part, t.suffix); err != nil {
+				return fmt.Errorf("store: write %d %s of new calls: %w", len(part), t.what, err)
+			}
+		}
+	}
+	if err := s.insertEvents(ctx, tx, d.events); err != nil {
+		return err
+	}
+	for _, b := range d.eventsBack {
+		for i := range b.dst {
+			b.dst[i].Seq = d.events[b.start+i].Seq
+		}
+	}
+	return nil
 }
