@@ -569,6 +569,9 @@ func (h *harness) writerCounts() (writerCounts, error) {
 // many writes shared a commit, and the statements each cost. These are
 // counts, steady where this machine's timings are not.
 func writerNote(d writerCounts) string {
+	if d.transactions < 0 || d.writes < 0 || d.statements < 0 {
+		return "store writer: the gateway restarted during the scenario (its counters started over)"
+	}
 	if d.transactions == 0 {
 		return "store writer: no write"
 	}

@@ -40,3 +40,21 @@ func TestWALFrames(t *testing.T) {
 		t.Errorf("a file without the WAL magic number was read as a log")
 	}
 }
+
+// writerNote reads the group writer's counters over a scenario: per
+// commit and per write, nothing for a scenario without writes, and no
+// figures when the gateway restarted (its counters started over).
+func TestWriterNote(t *testing.T) {
+	for _, tc := range []struct {
+		d    writerCounts
+		want string
+	}{
+		{writerCounts{transactions: 4, writes: 30, statements: 45, together: 20}, "store writer: 30 writes in 4 transactions (7.5 per commit), 1.50 statements per write, 20 applied together with others to one call"},
+		{writerCounts{}, "store writer: no write"},
+		{writerCounts{transactions: -5, writes: -40, statements: -60}, "store writer: the gateway restarted during the scenario (its counters started over)"},
+	} {
+		if got := writerNote(tc.d); got != tc.want {
+			t.Errorf("writerNote(%+v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
