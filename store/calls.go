@@ -145,33 +145,19 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		}
 		if d := tx.deferred; d.collectingCreates() {
 			// Among a batch's creates: the children go out in a few
-			// statements for all of them (deferredWrites.flushCreates).
+			// statements for all of them (SQL.flush).
 			d.members = append(d.members, s.memberRows(id, 0, c.Members)...)
 			d.surfaces = append(d.surfaces, s.surfaceRows(id, 0, c.Surfaces)...)
 			if c.NeedsRoom() {
 				d.roomJobs = append(d.roomJobs, s.roomJobRow(id, due))
 			}
 			d.eventsFor(evs)
-		} else {
-			if err := s.writeMembers(ctx, tx, id, c.Members, false); err != nil {
-				return err
-			}
-			if err := s.insertSurfaces(ctx, tx, id, 0, c.Surfaces); err != nil {
-				return err
-			}
-			if c.NeedsRoom() {
-				if err := s.insertRoomJob(ctx, tx, id, due); err != nil {
-					return err
-				}
-			}
-		}
-		if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
+		} else if err := s.writeNewChildren(ctx, tx, &c, due, evs); err != nil {
 			return err
 		}
-		if !tx.deferred.collectingCreates() {
-			if err := s.insertEvents(ctx, tx, evs); err != nil {
-				return err
-			}
+		// The roster defers itself (deferredWrites.deferRoster).
+		if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
+			return err
 		}
 		stored, created = c, true
 		tx.current[id] = &stored
@@ -185,6 +171,23 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 		setSeqs(events, evs)
 	}
 	return stored, created, nil
+}
+
+// writeNewChildren writes a new call's members, surfaces, room job (when
+// it needs a room, due at due) and events, each in a statement of its own.
+func (s *SQL) writeNewChildren(ctx context.Context, tx *txn, c *calls.Call, due time.Time, evs []calls.Event) error {
+	if err := s.writeMembers(ctx, tx, c.ID, c.Members, false); err != nil {
+		return err
+	}
+	if err := s.insertSurfaces(ctx, tx, c.ID, 0, c.Surfaces); err != nil {
+		return err
+	}
+	if c.NeedsRoom() {
+		if err := s.insertRoomJob(ctx, tx, c.ID, due); err != nil {
+			return err
+		}
+	}
+	return s.insertEvents(ctx, tx, evs)
 }
 
 // GetCall returns the call with the id, normalised first, or an error
