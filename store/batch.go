@@ -770,7 +770,13 @@ type stmtCache struct {
 	wanted map[string]bool
 }
 
-const stmtCacheSize = 128
+// stmtCacheSize bounds the prepared statements per pool. The fixed shapes
+// number about a hundred: each multi-row statement of a batch has a shape
+// per row count up to deferredRows (call rows per mask, roster rows,
+// surface bumps, events, and a batch's new calls' members, surfaces and
+// room jobs); a mixed load of creates and provider events in batches of
+// every size prepared 81.
+const stmtCacheSize = 256
 
 func newStmtCache(db *sql.DB) *stmtCache {
 	return &stmtCache{db: db, m: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
