@@ -123,6 +123,10 @@ type result struct {
 	note       string
 	wal        string // -walstat: the write-ahead log's pages per commit
 	writer     string // the store's group writer over the scenario (writerNote)
+	// cpu is the CPU time (user and system) the serving process used per
+	// answered request over the scenario; 0 when unknown (the harness's
+	// own process, or a gateway restarted mid-scenario).
+	cpu time.Duration
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -146,6 +150,7 @@ type harness struct {
 	env     []string
 	app     *fakeApp
 	echoURL string // the ceiling: a bare Echo server in a process of its own, as the gateway is
+	echoPid int    // its process
 	// echoInProcessURL is the same server inside the harness's process, for
 	// reference: it shares the load generator's runtime, which a separate
 	// server (the gateway, or the ceiling) cannot.
@@ -191,7 +196,7 @@ func run(o options) error {
 	}
 	defer stopApp()
 	var stopEcho func()
-	if h.echoURL, stopEcho, err = startEchoChild(); err != nil {
+	if h.echoURL, h.echoPid, stopEcho, err = startEchoChild(); err != nil {
 		return err
 	}
 	defer stopEcho()
@@ -315,7 +320,7 @@ rooms:
 
 func (h *harness) report() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tp99.9\tvs echo\tvs in-process\tcard edits\tlost\tdup\t")
+	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tp99.9\tvs echo\tvs in-process\tCPU/req\tcard edits\tlost\tdup\t")
 	ratio := func(r result, ceiling float64) string {
 		if !r.ratio || ceiling <= 0 {
 			return "-"
@@ -324,9 +329,13 @@ func (h *harness) report() {
 	}
 	for _, r := range h.results {
 		slices.Sort(r.lat)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", r.name, r.n, r.errs, r.rate(),
+		cpu := "-"
+		if r.cpu > 0 {
+			cpu = fmt.Sprintf("%.0fµs", float64(r.cpu.Nanoseconds())/1000)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", r.name, r.n, r.errs, r.rate(),
 			ms(pct(r.lat, 0.50)), ms(pct(r.lat, 0.99)), ms(pct(r.lat, 0.999)), ratio(r, h.ceiling), ratio(r, h.inProcessCeiling),
-			r.edits, r.lost, r.dups)
+			cpu, r.edits, r.lost, r.dups)
 	}
 	tw.Flush()
 	for _, r := range h.results {
@@ -474,6 +483,8 @@ func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, se
 	if gateway {
 		before, _ = h.writerCounts()
 	}
+	server := h.serverPid(name)
+	cpu0, cpuErr := processCPU(server)
 	var next atomic.Int64
 	lats := make([][]time.Duration, c)
 	errs := make([]int, c)
@@ -529,7 +540,52 @@ func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, se
 		r.errs += errs[w]
 	}
 	r.n = len(r.lat)
+	if cpu1, err := processCPU(server); cpuErr == nil && err == nil && server == h.serverPid(name) && r.n > 0 {
+		r.cpu = (cpu1 - cpu0) / time.Duration(r.n)
+	}
 	return r
+}
+
+// serverPid is the process that serves the drive called name: the
+// ceiling's, or the gateway's (0: the harness's own, or none).
+func (h *harness) serverPid(name string) int {
+	switch {
+	case name == "echo (ceiling)":
+		return h.echoPid
+	case strings.HasPrefix(name, "echo"), h.gw == nil || h.gw.cmd.Process == nil:
+		return 0
+	}
+	return h.gw.cmd.Process.Pid
+}
+
+// processCPU is the user and system CPU time process pid has used, from
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s, Linux's
+// USER_HZ). It is the steadiest figure this shared machine gives: a
+// request's CPU moves far less between runs than its rate.
+func processCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, errors.New("no process")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 func is2xx(s int) bool { return s >= 200 && s < 300 }
@@ -893,34 +949,35 @@ func serveEchoChild() error {
 }
 
 // startEchoChild runs the ceiling's server as a child process of the
-// harness's own binary, so that it stands where the gateway stands.
-func startEchoChild() (string, func(), error) {
+// harness's own binary, so that it stands where the gateway stands, and
+// returns its base URL and process id.
+func startEchoChild() (string, int, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), echoChildEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() { stdin.Close(); cmd.Wait() }
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "http://127.0.0.1:") {
 		cmd.Process.Kill()
 		stop()
-		return "", nil, fmt.Errorf("the echo server process did not start: %q, %v", line, err)
+		return "", 0, nil, fmt.Errorf("the echo server process did not start: %q, %v", line, err)
 	}
-	return strings.TrimSpace(line), stop, nil
+	return strings.TrimSpace(line), cmd.Process.Pid, stop, nil
 }
 
 // floor measures what the gateway costs before its store does anything:
