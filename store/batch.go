@@ -158,9 +158,9 @@ var errStoreClosed = errors.New("store: closed")
 // newGroupWriter returns a writer to configure further (begin, groupWait,
 // retryable) and then start.
 func newGroupWriter(db *sql.DB, stmts *stmtCache, onCommit, onFailure func(*txn),
-	coalesce func(context.Context, *txn, [][]*writeOp) bool) *groupWriter {
+	coalesce func(context.Context, *txn, [][]*writeOp) bool, flushDeferred func(context.Context, *txn, *deferredWrites) error) *groupWriter {
 	return &groupWriter{db: db, ops: make(chan *writeOp), stop: make(chan struct{}), stopped: make(chan struct{}),
-		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce}
+		onCommit: onCommit, onFailure: onFailure, stmts: stmts, coalesce: coalesce, flushDeferred: flushDeferred}
 }
 
 // start runs the writer's loop, once g is configured.
@@ -322,22 +322,18 @@ func (g *groupWriter) run(ops []*writeOp) (retry []*writeOp) {
 	// Several new calls are stored together, ahead of the batch's other
 	// writes (harmless: none of them waits for another in the batch, see
 	// coalescable).
-	var ranTogether []*writeOp
+	createsRun := false
 	if creates := deferrableOps(live); !solo && g.flushDeferred != nil && len(creates) > 1 {
-		together, err := g.tryCreates(ctx, w, creates)
-		if err != nil {
+		if createsRun, err = g.tryCreates(ctx, w, creates); err != nil {
 			g.fail(w, live, err)
 			return
-		}
-		if together {
-			ranTogether = creates
 		}
 	}
 	appliesRun := false
 	for _, unit := range units {
 		var err error
 		switch {
-		case slices.Contains(ranTogether, unit[0]):
+		case createsRun && unit[0].deferrable:
 			continue
 		case solo:
 			unit[0].err = unit[0].run(context.WithoutCancel(unit[0].ctx), w)
@@ -391,36 +387,26 @@ func deferrableOps(ops []*writeOp) []*writeOp {
 // caller runs each on its own, under a savepoint as before, so that each
 // gets its own outcome. The error is only for a broken transaction.
 func (g *groupWriter) tryCreates(ctx context.Context, w *txn, ops []*writeOp) (bool, error) {
-	if _, err := w.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
-		return false, fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
-	}
 	current, rooms := maps.Clone(w.current), maps.Clone(w.rooms)
-	d := &deferredWrites{rows: true, creates: true}
-	w.deferred = d
-	together := true
-	for _, op := range ops {
-		if op.err = op.run(context.WithoutCancel(op.ctx), w); op.err != nil {
-			together = false
-			break
+	together, err := w.attempt(ctx, func() bool {
+		d := &deferredWrites{rows: true, creates: true}
+		w.deferred = d
+		for _, op := range ops {
+			if op.err = op.run(context.WithoutCancel(op.ctx), w); op.err != nil {
+				w.deferred = nil
+				return false
+			}
 		}
-	}
-	w.deferred = nil
-	if together {
-		together = g.flushDeferred(ctx, w, d) == nil
-	}
-	if !together {
-		if _, err := w.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
-			return false, fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
-		}
+		w.deferred = nil
+		return g.flushDeferred(ctx, w, d) == nil
+	})
+	if err != nil || !together {
 		w.current, w.rooms = current, rooms
 		for _, op := range ops {
 			op.err = nil
 		}
 	}
-	if _, err := w.ExecContext(ctx, `RELEASE unit`); err != nil {
-		return false, fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
-	}
-	return together, nil
+	return together, err
 }
 
 // open begins a batch's transaction and runs the begin hook in it.
@@ -537,19 +523,16 @@ func runEach(w *txn, ops []*writeOp) error {
 // whether it succeeded; when it did not, nothing it wrote is kept, in the
 // database or in w.current. The error is only for a broken transaction.
 func (g *groupWriter) tryTogether(ctx context.Context, w *txn, groups [][]*writeOp) (bool, error) {
-	if _, err := w.ExecContext(ctx, `SAVEPOINT unit`); err != nil {
-		return false, fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
-	}
 	// The calls as the batch held them before, to put back on failure.
 	before := make(map[string]*calls.Call, len(groups))
 	for _, group := range groups {
 		before[group[0].apply.id] = w.current[group[0].apply.id]
 	}
-	together := g.coalesce(ctx, w, groups)
+	together, err := w.attempt(ctx, func() bool { return g.coalesce(ctx, w, groups) })
+	if err != nil {
+		return false, err
+	}
 	if !together {
-		if _, err := w.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
-			return false, fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, err)
-		}
 		for id, c := range before {
 			if c == nil {
 				delete(w.current, id)
@@ -557,16 +540,32 @@ func (g *groupWriter) tryTogether(ctx context.Context, w *txn, groups [][]*write
 				w.current[id] = c
 			}
 		}
+		return false, nil
 	}
-	if _, err := w.ExecContext(ctx, `RELEASE unit`); err != nil {
-		return false, fmt.Errorf("%w: release savepoint: %w", errBatchBroken, err)
+	for _, group := range groups {
+		g.together.Add(int64(len(group)))
 	}
-	if together {
-		for _, group := range groups {
-			g.together.Add(int64(len(group)))
+	return true, nil
+}
+
+// errNotTogether is what attempt's fn reports through inSavepoint.
+var errNotTogether = errors.New("store: not together")
+
+// attempt runs fn under a savepoint and reports whether it succeeded; when
+// it did not, what fn wrote to the database is rolled back (what it put in
+// w is the caller's to put back). The error is only for a broken
+// transaction.
+func (w *txn) attempt(ctx context.Context, fn func() bool) (bool, error) {
+	err := w.inSavepoint(ctx, func(context.Context, *txn) error {
+		if !fn() {
+			return errNotTogether
 		}
+		return nil
+	})
+	if broken := brokenErr(err); broken != nil {
+		return false, broken
 	}
-	return together, nil
+	return err == nil, nil
 }
 
 // applyGroups returns the units of applies (see coalescable), in order.
@@ -857,10 +856,10 @@ func (s *SQL) write(ctx context.Context, key string, fn func(ctx context.Context
 	return s.writer(key).do(ctx, fn)
 }
 
-// submit is write for a write that may be deferrable (see
-// writeOp.deferrable).
-func (s *SQL) submit(ctx context.Context, key string, deferrable bool, fn func(ctx context.Context, w *txn) error) error {
-	return s.writer(key).submit(&writeOp{ctx: ctx, run: fn, done: make(chan struct{}), deferrable: deferrable})
+// writeDeferrable is write for a write that may run with others of its
+// kind, its rows collected (see writeOp.deferrable).
+func (s *SQL) writeDeferrable(ctx context.Context, key string, fn func(ctx context.Context, w *txn) error) error {
+	return s.writer(key).submit(&writeOp{ctx: ctx, run: fn, done: make(chan struct{}), deferrable: true})
 }
 
 // remember caches the calls a committed transaction left as they are

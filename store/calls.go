@@ -96,7 +96,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	// The write may run twice (once among a batch's other creates, then on
 	// its own should that fail: see groupWriter.tryCreates), so it sets
 	// everything it reports on every run.
-	err = s.submit(ctx, id, true, func(ctx context.Context, tx *txn) error {
+	err = s.writeDeferrable(ctx, id, func(ctx context.Context, tx *txn) error {
 		stored, created = calls.Call{}, false
 		if err := s.checkAvailability(ctx, tx); err != nil {
 			return err
@@ -143,20 +143,7 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 			stored, err = s.loadCall(ctx, tx, existing, false)
 			return err
 		}
-		if d := tx.deferred; d.collectingCreates() {
-			// Among a batch's creates: the children go out in a few
-			// statements for all of them (SQL.flush).
-			d.members = append(d.members, s.memberRows(id, 0, c.Members)...)
-			d.surfaces = append(d.surfaces, s.surfaceRows(id, 0, c.Surfaces)...)
-			if c.NeedsRoom() {
-				d.roomJobs = append(d.roomJobs, s.roomJobRow(id, due))
-			}
-			d.eventsFor(evs)
-		} else if err := s.writeNewChildren(ctx, tx, &c, due, evs); err != nil {
-			return err
-		}
-		// The roster defers itself (deferredWrites.deferRoster).
-		if err := s.writeRoster(ctx, tx, id, nil, rosterRows(&c)); err != nil {
+		if err := s.writeNewChildren(ctx, tx, &c, due, evs); err != nil {
 			return err
 		}
 		stored, created = c, true
@@ -173,9 +160,23 @@ func (s *SQL) CreateCall(ctx context.Context, c calls.Call, events []calls.Event
 	return stored, created, nil
 }
 
-// writeNewChildren writes a new call's members, surfaces, room job (when
-// it needs a room, due at due) and events, each in a statement of its own.
+// writeNewChildren writes a new call's members, roster, surfaces, room job
+// (when it needs a room, due at due) and events: each in a statement of
+// its own, or, among a batch's creates (groupWriter.tryCreates), kept for
+// a few statements for all of them (SQL.flush).
 func (s *SQL) writeNewChildren(ctx context.Context, tx *txn, c *calls.Call, due time.Time, evs []calls.Event) error {
+	if err := s.writeRoster(ctx, tx, c.ID, nil, rosterRows(c)); err != nil { // deferred by itself
+		return err
+	}
+	if d := tx.deferred; d.collectingCreates() {
+		d.members = append(d.members, s.memberRows(c.ID, 0, c.Members)...)
+		d.surfaces = append(d.surfaces, s.surfaceRows(c.ID, 0, c.Surfaces)...)
+		if c.NeedsRoom() {
+			d.roomJobs = append(d.roomJobs, s.roomJobRow(c.ID, due))
+		}
+		d.eventsFor(evs)
+		return nil
+	}
 	if err := s.writeMembers(ctx, tx, c.ID, c.Members, false); err != nil {
 		return err
 	}

@@ -173,8 +173,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	s.stmts = newStmtCache(w)
 	s.reads = newStmtCache(r)
 	s.rooms = newRoomCache()
-	g := newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether)
-	g.flushDeferred = s.flush
+	g := newGroupWriter(w, s.stmts, s.remember, s.forget, s.applyTogether, s.flush)
 	g.begin = s.beginBatch
 	g.groupWait, g.busyWithin = defaultGroupWait, groupWaitBusy
 	s.groups = []*groupWriter{g.start()}
@@ -251,8 +250,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*SQL, error) {
 	// Group commit here too: a busy call's changes otherwise queue on its
 	// row lock, each then waiting for its own WAL flush.
 	for range postgresWriters {
-		g := newGroupWriter(db, nil, s.remember, s.forget, s.applyTogether)
-		g.flushDeferred = s.flush
+		g := newGroupWriter(db, nil, s.remember, s.forget, s.applyTogether, s.flush)
 		g.retryable = deadlocked
 		s.groups = append(s.groups, g.start())
 	}

@@ -152,11 +152,13 @@ func (h *chatIntake) serve(c echo.Context) error {
 	if parsed.ReplayKey != "" && h.opts.Replays != nil {
 		sum := sha256.Sum256([]byte(parsed.ReplayKey))
 		mark := calls.DeliveryMark{Source: "replay:" + name, ID: hex.EncodeToString(sum[:]), At: h.opts.Now()}
-		if parsed.Reply == nil && parsed.Command != nil && parsed.Command.Kind == calls.CommandStart {
-			// The runner records it in the transaction that stores the
-			// call: a /call is one write, not two.
+		if parsed.Reply == nil {
+			// The runner records it: a /call in the transaction that
+			// stores the call (one write, not two), anything else before
+			// it does anything.
 			parsed.Replay = &mark
 		} else {
+			// A challenge never reaches the runner.
 			fresh, err := h.opts.Replays.MarkOnce(ctx, mark)
 			if err != nil {
 				h.outcomes.WithLabelValues(name, "failed").Inc()

@@ -450,4 +450,14 @@ func TestVoipLinkRefusedCommandsCreateNothing(t *testing.T) {
 	if _, list, _ := c.do("GET", "/v1/calls", nil); len(list["calls"].([]any)) != 2 {
 		t.Fatalf("calls after a concurrent replay: %v", list["calls"])
 	}
+	// A command that starts nothing is refused as a replay too: the
+	// runner records its mark before it does anything.
+	help := []byte(`{"conversation_id":"c-3","sender":"ada","text":"/call help"}`)
+	helpSig := voiplink.Sign([]byte(e2eAppSecret), now, help)
+	if got := send(help, now, helpSig); got != 200 {
+		t.Fatalf("/call help: %d", got)
+	}
+	if got := send(help, now, helpSig); got != 401 {
+		t.Fatalf("/call help replayed: %d, want 401", got)
+	}
 }

@@ -478,9 +478,10 @@ func (h *harness) profile(name string) func() {
 // which statuses count as answered. rate > 0 paces the requests (per
 // second, over all workers). Latencies are of answered requests.
 func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, send func(w, i int) (int, error), ok func(int) bool) result {
-	gateway := h.gw != nil && !strings.HasPrefix(name, "echo") && !h.noWriterCounts
+	toGateway := h.gw != nil && !strings.HasPrefix(name, "echo")
+	countWrites := toGateway && !h.noWriterCounts
 	var before writerCounts
-	if gateway {
+	if countWrites {
 		before, _ = h.writerCounts()
 	}
 	server := h.serverPid(name)
@@ -521,14 +522,14 @@ func (h *harness) drive(name string, n, c int, d time.Duration, rate float64, se
 	}
 	wg.Wait()
 	r := result{name: name, elapsed: time.Since(start)}
-	if gateway {
+	if countWrites {
 		if after, err := h.writerCounts(); err != nil {
 			r.writer = fmt.Sprintf("store writer: %v", err)
 		} else {
 			r.writer = writerNote(after.minus(before))
 		}
 	}
-	if h.o.walStat && h.o.storeKind == "sqlite" && h.gw != nil && !strings.HasPrefix(name, "echo") {
+	if h.o.walStat && h.o.storeKind == "sqlite" && toGateway {
 		if note, err := h.walPages(context.Background()); err != nil {
 			r.wal = fmt.Sprintf("WAL sample: %v", err)
 		} else {
@@ -615,17 +616,23 @@ func (h *harness) writerCounts() (writerCounts, error) {
 		return writerCounts{}, fmt.Errorf("GET /metrics: %d %v", status, err)
 	}
 	var c writerCounts
-	for name, v := range map[string]*float64{"callgate_store_write_transactions_total": &c.transactions,
+	want := map[string]*float64{"callgate_store_write_transactions_total": &c.transactions,
 		"callgate_store_writes_total": &c.writes, "callgate_store_write_statements_total": &c.statements,
-		"callgate_store_writes_together_total": &c.together} {
-		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
-		if m == nil {
-			return writerCounts{}, fmt.Errorf("/metrics lacks %s", name)
+		"callgate_store_writes_together_total": &c.together}
+	for _, m := range storeCounterLine.FindAllSubmatch(body, -1) {
+		if v, ok := want[string(m[1])]; ok {
+			*v, _ = strconv.ParseFloat(string(m[2]), 64)
+			delete(want, string(m[1]))
 		}
-		*v, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	for name := range want {
+		return writerCounts{}, fmt.Errorf("/metrics lacks %s", name)
 	}
 	return c, nil
 }
+
+// storeCounterLine is a line of /metrics with a store counter and its value.
+var storeCounterLine = regexp.MustCompile(`(?m)^(callgate_store_\w+_total) (\S+)$`)
 
 // writerNote says what the store's group writer did over a scenario: how
 // many writes shared a commit, and the statements each cost. These are
